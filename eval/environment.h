@@ -1,0 +1,30 @@
+#pragma once
+// What produced a result: source revision, library versions, CPU, threads.
+// Recorded beside every result so a number can be traced and reproduced.
+
+#include <nlohmann/json.hpp>
+
+#include <string>
+
+namespace qb {
+
+struct Environment {
+  std::string git_revision;  // "unknown" outside a git checkout
+  bool git_dirty = false;
+  std::string libtorch_version;
+  std::string opencv_version;
+  std::string quantized_engines;  // the engines this LibTorch build supports
+  std::string cpu_model;
+  std::string cpu_flags;  // the SIMD flags that decide kernel choice (avx2, avx512*, vnni...)
+  int cores = 0;
+  int intra_op_threads = 0;
+  std::string hostname;
+  std::string date_utc;  // ISO 8601
+};
+
+/// Reads the environment now; `source_dir` is the git checkout to describe.
+Environment capture_environment(const std::string& source_dir);
+
+nlohmann::json to_json(const Environment& env);
+
+}  // namespace qb

@@ -1,0 +1,176 @@
+#include "experiments/config.h"
+
+#include <toml++/toml.h>
+
+#include <fstream>
+#include <sstream>
+
+namespace qb {
+
+namespace {
+
+std::string location(const std::string& origin, const toml::source_region& source) {
+  return origin + ":" + std::to_string(source.begin.line) + ":";
+}
+
+// Collects the dotted paths of every leaf value (arrays count as leaves).
+void leaf_keys(const toml::table& table, const std::string& prefix,
+               std::vector<std::pair<std::string, const toml::node*>>& out) {
+  for (const auto& [key, value] : table) {
+    std::string path = prefix.empty() ? std::string(key.str()) : prefix + "." + std::string(key.str());
+    if (const toml::table* sub = value.as_table()) {
+      leaf_keys(*sub, path, out);
+    } else {
+      out.emplace_back(path, &value);
+    }
+  }
+}
+
+std::string kind_of(const toml::node& node) {
+  switch (node.type()) {
+    case toml::node_type::string:
+      return "a string";
+    case toml::node_type::integer:
+      return "an integer";
+    case toml::node_type::floating_point:
+      return "a floating-point number";
+    case toml::node_type::boolean:
+      return "a boolean";
+    case toml::node_type::array:
+      return "an array (or an array of the wrong element type)";
+    case toml::node_type::table:
+      return "a table";
+    default:
+      return "a date or time";
+  }
+}
+
+template <typename T>
+std::optional<T> typed_value(const toml::node& node);
+
+template <>
+std::optional<std::string> typed_value(const toml::node& node) {
+  return node.value<std::string>();
+}
+template <>
+std::optional<int64_t> typed_value(const toml::node& node) {
+  if (!node.is_integer()) return std::nullopt;
+  return node.value<int64_t>();
+}
+template <>
+std::optional<double> typed_value(const toml::node& node) {
+  if (!node.is_number()) return std::nullopt;
+  return node.value<double>();
+}
+template <>
+std::optional<bool> typed_value(const toml::node& node) {
+  return node.value<bool>();
+}
+template <>
+std::optional<std::vector<int64_t>> typed_value(const toml::node& node) {
+  const toml::array* array = node.as_array();
+  if (!array) return std::nullopt;
+  std::vector<int64_t> out;
+  for (const auto& element : *array) {
+    if (!element.is_integer()) return std::nullopt;
+    out.push_back(*element.value<int64_t>());
+  }
+  return out;
+}
+template <>
+std::optional<std::vector<std::string>> typed_value(const toml::node& node) {
+  const toml::array* array = node.as_array();
+  if (!array) return std::nullopt;
+  std::vector<std::string> out;
+  for (const auto& element : *array) {
+    if (!element.is_string()) return std::nullopt;
+    out.push_back(*element.value<std::string>());
+  }
+  return out;
+}
+
+}  // namespace
+
+Config::Config(std::unique_ptr<toml::table> root, std::string origin)
+    : root_(std::move(root)), origin_(std::move(origin)) {}
+Config::~Config() = default;
+Config::Config(Config&&) noexcept = default;
+
+Config Config::from_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw ConfigError(path + ": cannot open the configuration file");
+  std::stringstream text;
+  text << in.rdbuf();
+  return from_string(text.str(), path);
+}
+
+Config Config::from_string(const std::string& text, const std::string& origin) {
+  try {
+    return Config(std::make_unique<toml::table>(toml::parse(text, origin)), origin);
+  } catch (const toml::parse_error& e) {
+    throw ConfigError(location(origin, e.source()) + std::to_string(e.source().begin.column) +
+                      ": " + std::string(e.description()));
+  }
+}
+
+bool Config::has(const std::string& key) const {
+  return static_cast<bool>(root_->at_path(key).node());
+}
+
+template <typename T>
+T Config::get(const std::string& key, const std::optional<T>& fallback, const char* type_name) {
+  read_keys_.insert(key);
+  const toml::node* node = root_->at_path(key).node();
+  if (!node) {
+    if (fallback) return *fallback;
+    throw ConfigError(origin_ + ": missing key '" + key + "' (" + type_name + ")");
+  }
+  std::optional<T> value = typed_value<T>(*node);
+  if (!value) {
+    throw ConfigError(location(origin_, node->source()) + " '" + key + "' must be " + type_name +
+                      ", got " + kind_of(*node));
+  }
+  return *value;
+}
+
+std::string Config::get_string(const std::string& key, const std::optional<std::string>& fallback) {
+  return get<std::string>(key, fallback, "a string");
+}
+int64_t Config::get_int(const std::string& key, const std::optional<int64_t>& fallback) {
+  return get<int64_t>(key, fallback, "an integer");
+}
+double Config::get_double(const std::string& key, const std::optional<double>& fallback) {
+  return get<double>(key, fallback, "a number");
+}
+bool Config::get_bool(const std::string& key, const std::optional<bool>& fallback) {
+  return get<bool>(key, fallback, "true or false");
+}
+std::vector<int64_t> Config::get_int_list(const std::string& key,
+                                          const std::optional<std::vector<int64_t>>& fallback) {
+  return get<std::vector<int64_t>>(key, fallback, "a list of integers");
+}
+std::vector<std::string> Config::get_string_list(
+    const std::string& key, const std::optional<std::vector<std::string>>& fallback) {
+  return get<std::vector<std::string>>(key, fallback, "a list of strings");
+}
+
+void Config::reject_unknown_keys() const {
+  std::vector<std::pair<std::string, const toml::node*>> leaves;
+  leaf_keys(*root_, "", leaves);
+  std::string unknown;
+  for (const auto& [key, node] : leaves) {
+    if (read_keys_.count(key)) continue;
+    unknown += "\n  " + location(origin_, node->source()) + " unknown key '" + key + "'";
+  }
+  if (!unknown.empty()) {
+    throw ConfigError(origin_ + ": keys this program does not know (misspelled?):" + unknown);
+  }
+}
+
+ConfigError Config::error(const std::string& key, const std::string& message) const {
+  const toml::node* node = root_->at_path(key).node();
+  std::string where = node ? location(origin_, node->source()) : origin_ + ":";
+  return ConfigError(where + " '" + key + "': " + message);
+}
+
+}  // namespace qb

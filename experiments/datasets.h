@@ -1,0 +1,16 @@
+#pragma once
+// Opens the dataset a config section describes ([data] kind, root, ...).
+
+#include <memory>
+#include <string>
+
+#include "data/dataset.h"
+#include "experiments/config.h"
+
+namespace qb {
+
+/// The `split` of the dataset described under `section` (e.g. "data"); kinds: fashion_mnist.
+std::unique_ptr<Dataset> open_dataset(Config& config, const std::string& section,
+                                      const std::string& split);
+
+}  // namespace qb

@@ -1,0 +1,30 @@
+#include "experiments/paths.h"
+
+#include <cstdlib>
+#include <filesystem>
+
+namespace qb {
+
+namespace {
+std::string env_or_cwd(const char* variable) {
+  const char* value = std::getenv(variable);
+  return value && *value ? value : std::filesystem::current_path().string();
+}
+
+std::string resolve_against(const std::string& base, const std::string& path) {
+  if (path.empty() || std::filesystem::path(path).is_absolute()) return path;
+  return (std::filesystem::path(base) / path).lexically_normal().string();
+}
+}  // namespace
+
+std::string workspace_dir() { return env_or_cwd("BUILD_WORKSPACE_DIRECTORY"); }
+
+std::string resolve_user_path(const std::string& path) {
+  return resolve_against(env_or_cwd("BUILD_WORKING_DIRECTORY"), path);
+}
+
+std::string resolve_config_path(const std::string& path) {
+  return resolve_against(workspace_dir(), path);
+}
+
+}  // namespace qb

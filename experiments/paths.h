@@ -1,0 +1,16 @@
+#pragma once
+// Where relative paths point. `bazel run` starts programs inside their runfiles
+// tree, so user paths are resolved against the directories Bazel reports.
+
+#include <string>
+
+namespace qb {
+
+/// The source checkout: BUILD_WORKSPACE_DIRECTORY under `bazel run`, else the current directory.
+std::string workspace_dir();
+/// A path typed on the command line, relative to where the user typed it.
+std::string resolve_user_path(const std::string& path);
+/// A path written in a config file, relative to the workspace root.
+std::string resolve_config_path(const std::string& path);
+
+}  // namespace qb

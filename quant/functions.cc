@@ -1,0 +1,79 @@
+#include "quant/functions.h"
+
+#include <ATen/ATen.h>
+
+#include <map>
+
+namespace qb {
+
+namespace {
+
+struct Entry {
+  std::string display_name;
+  Function fn;
+};
+
+void expect_inputs(const Node& node, const std::vector<at::Tensor>& inputs, size_t count) {
+  if (inputs.size() != count) {
+    throw GraphError("node '" + node.name + "' (" + node.target + ") takes " +
+                     std::to_string(count) + " inputs, got " + std::to_string(inputs.size()));
+  }
+}
+
+std::map<std::string, Entry> builtin_functions() {
+  std::map<std::string, Entry> table;
+  table["add"] = {"operator.add", [](const std::vector<at::Tensor>& in, const Node& n) {
+                    expect_inputs(n, in, 2);
+                    return at::add(in[0], in[1]);
+                  }};
+  table["mul"] = {"operator.mul", [](const std::vector<at::Tensor>& in, const Node& n) {
+                    expect_inputs(n, in, 2);
+                    return at::mul(in[0], in[1]);
+                  }};
+  table["relu"] = {"torch.nn.functional.relu",
+                   [](const std::vector<at::Tensor>& in, const Node& n) {
+                     expect_inputs(n, in, 1);
+                     return at::relu(in[0]);
+                   }};
+  table["flatten"] = {"torch.flatten", [](const std::vector<at::Tensor>& in, const Node& n) {
+                        expect_inputs(n, in, 1);
+                        return at::flatten(in[0], n.int_attr("start_dim", 0),
+                                           n.int_attr("end_dim", -1));
+                      }};
+  table["cat"] = {"torch.cat", [](const std::vector<at::Tensor>& in, const Node& n) {
+                    return at::cat(in, n.int_attr("dim", 0));
+                  }};
+  table["adaptive_avg_pool2d"] = {"torch.nn.functional.adaptive_avg_pool2d",
+                                  [](const std::vector<at::Tensor>& in, const Node& n) {
+                                    expect_inputs(n, in, 1);
+                                    return at::adaptive_avg_pool2d(
+                                        in[0], n.ints_attr("output_size", {1, 1}));
+                                  }};
+  return table;
+}
+
+std::map<std::string, Entry>& registry() {
+  static std::map<std::string, Entry> table = builtin_functions();
+  return table;
+}
+
+}  // namespace
+
+bool has_function(const std::string& name) { return registry().count(name) != 0; }
+
+const Function& lookup_function(const std::string& name) {
+  auto it = registry().find(name);
+  if (it == registry().end()) throw GraphError("unknown function '" + name + "'");
+  return it->second.fn;
+}
+
+std::string function_display_name(const std::string& name) {
+  auto it = registry().find(name);
+  return it == registry().end() ? name : it->second.display_name;
+}
+
+void register_function(const std::string& name, const std::string& display_name, Function fn) {
+  registry()[name] = {display_name, std::move(fn)};
+}
+
+}  // namespace qb

@@ -1,0 +1,51 @@
+#pragma once
+// Runs a GraphModule: the graph is compiled once into a flat list of steps over
+// value slots, and each value is released right after its last use.
+
+#include <ATen/core/Tensor.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "quant/functions.h"
+#include "quant/graph_module.h"
+
+namespace qb {
+
+class Interpreter {
+ public:
+  /// Lints and compiles `gm`; the interpreter keeps the modules alive itself.
+  explicit Interpreter(const GraphModule& gm);
+  // Steps point into graph_, so a copy would dangle; moving keeps the nodes in place.
+  Interpreter(const Interpreter&) = delete;
+  Interpreter& operator=(const Interpreter&) = delete;
+  Interpreter(Interpreter&&) = default;
+  Interpreter& operator=(Interpreter&&) = default;
+
+  /// Runs the graph on one tensor per placeholder and returns the output values.
+  std::vector<at::Tensor> run(const std::vector<at::Tensor>& inputs) const;
+  /// The common case: one input, one output.
+  at::Tensor run(const at::Tensor& input) const;
+
+  /// Number of compiled steps (every node but placeholders and output).
+  size_t num_steps() const { return steps_.size(); }
+
+ private:
+  struct Step {
+    const Node* node;
+    std::shared_ptr<Module> module;  // set for call_module
+    const Function* function;        // set for call_function
+    std::vector<int> input_slots;
+    int output_slot;
+    std::vector<int> release_after;  // slots whose last reader is this step
+  };
+
+  Graph graph_;  // owned copy: steps point into its nodes
+  std::vector<Step> steps_;
+  std::vector<int> input_slots_;
+  std::vector<int> output_slots_;
+  int num_slots_ = 0;
+};
+
+}  // namespace qb

@@ -1,0 +1,132 @@
+#include "quant/modules.h"
+
+#include <ATen/ATen.h>
+
+#include <sstream>
+
+namespace qb {
+
+namespace {
+// PyTorch prints square sizes as tuples: "(3, 3)".
+std::string pair(int64_t v) { return "(" + std::to_string(v) + ", " + std::to_string(v) + ")"; }
+
+// Python's repr of a float: shortest form that reads back ("1e-05", "0.1").
+std::string py_float(double v) {
+  std::ostringstream out;
+  out << v;
+  std::string s = out.str();
+  if (s.find_first_of(".e") == std::string::npos) s += ".0";
+  return s;
+}
+}  // namespace
+
+Conv2d::Conv2d(const Conv2dOptions& options) : options_(options) {
+  const auto& o = options_;
+  register_parameter("weight", at::zeros({o.out_channels, o.in_channels / o.groups, o.kernel_size,
+                                          o.kernel_size}));
+  if (o.bias) register_parameter("bias", at::zeros({o.out_channels}));
+}
+
+at::Tensor Conv2d::forward(const std::vector<at::Tensor>& inputs) {
+  const auto& o = options_;
+  at::Tensor bias = o.bias ? tensor("bias") : at::Tensor();
+  return at::conv2d(only_input(inputs), tensor("weight"), bias, {o.stride, o.stride},
+                    {o.padding, o.padding}, {o.dilation, o.dilation}, o.groups);
+}
+
+std::string Conv2d::extra_repr() const {
+  const auto& o = options_;
+  std::string s = std::to_string(o.in_channels) + ", " + std::to_string(o.out_channels) +
+                  ", kernel_size=" + pair(o.kernel_size) + ", stride=" + pair(o.stride);
+  if (o.padding != 0) s += ", padding=" + pair(o.padding);
+  if (o.dilation != 1) s += ", dilation=" + pair(o.dilation);
+  if (o.groups != 1) s += ", groups=" + std::to_string(o.groups);
+  if (!o.bias) s += ", bias=False";
+  return s;
+}
+
+BatchNorm2d::BatchNorm2d(int64_t num_features, double eps, double momentum)
+    : num_features_(num_features), eps_(eps), momentum_(momentum) {
+  register_parameter("weight", at::ones({num_features}));
+  register_parameter("bias", at::zeros({num_features}));
+  register_buffer("running_mean", at::zeros({num_features}));
+  register_buffer("running_var", at::ones({num_features}));
+  register_buffer("num_batches_tracked", at::zeros({}, at::kLong));
+}
+
+at::Tensor BatchNorm2d::forward(const std::vector<at::Tensor>& inputs) {
+  if (training()) {
+    // nn.BatchNorm2d counts batches even when momentum is fixed.
+    at::Tensor tracked = tensor("num_batches_tracked");
+    tracked.add_(1);
+  }
+  return at::batch_norm(only_input(inputs), tensor("weight"), tensor("bias"),
+                        tensor("running_mean"), tensor("running_var"), training(), momentum_,
+                        eps_, /*cudnn_enabled=*/false);
+}
+
+std::string BatchNorm2d::extra_repr() const {
+  return std::to_string(num_features_) + ", eps=" + py_float(eps_) +
+         ", momentum=" + py_float(momentum_) + ", affine=True, track_running_stats=True";
+}
+
+Linear::Linear(int64_t in_features, int64_t out_features, bool bias)
+    : in_features_(in_features), out_features_(out_features) {
+  register_parameter("weight", at::zeros({out_features, in_features}));
+  if (bias) register_parameter("bias", at::zeros({out_features}));
+}
+
+at::Tensor Linear::forward(const std::vector<at::Tensor>& inputs) {
+  bool has_bias = tensors().size() > 1;
+  return at::linear(only_input(inputs), tensor("weight"),
+                    has_bias ? tensor("bias") : at::Tensor());
+}
+
+std::string Linear::extra_repr() const {
+  return "in_features=" + std::to_string(in_features_) +
+         ", out_features=" + std::to_string(out_features_) +
+         ", bias=" + (tensors().size() > 1 ? "True" : "False");
+}
+
+at::Tensor ReLU::forward(const std::vector<at::Tensor>& inputs) {
+  return at::relu(only_input(inputs));
+}
+
+at::Tensor ReLU6::forward(const std::vector<at::Tensor>& inputs) {
+  return at::hardtanh(only_input(inputs), 0.0, 6.0);
+}
+
+MaxPool2d::MaxPool2d(int64_t kernel_size, int64_t stride, int64_t padding)
+    : kernel_size_(kernel_size), stride_(stride), padding_(padding) {}
+
+at::Tensor MaxPool2d::forward(const std::vector<at::Tensor>& inputs) {
+  return at::max_pool2d(only_input(inputs), {kernel_size_, kernel_size_}, {stride_, stride_},
+                        {padding_, padding_});
+}
+
+std::string MaxPool2d::extra_repr() const {
+  return "kernel_size=" + std::to_string(kernel_size_) + ", stride=" + std::to_string(stride_) +
+         ", padding=" + std::to_string(padding_) + ", dilation=1, ceil_mode=False";
+}
+
+AdaptiveAvgPool2d::AdaptiveAvgPool2d(int64_t output_height, int64_t output_width)
+    : output_height_(output_height), output_width_(output_width) {}
+
+at::Tensor AdaptiveAvgPool2d::forward(const std::vector<at::Tensor>& inputs) {
+  return at::adaptive_avg_pool2d(only_input(inputs), {output_height_, output_width_});
+}
+
+std::string AdaptiveAvgPool2d::extra_repr() const {
+  return "output_size=(" + std::to_string(output_height_) + ", " + std::to_string(output_width_) +
+         ")";
+}
+
+at::Tensor Dropout::forward(const std::vector<at::Tensor>& inputs) {
+  return at::dropout(only_input(inputs), p_, training());
+}
+
+std::string Dropout::extra_repr() const { return "p=" + py_float(p_) + ", inplace=False"; }
+
+at::Tensor Identity::forward(const std::vector<at::Tensor>& inputs) { return only_input(inputs); }
+
+}  // namespace qb

@@ -1,0 +1,127 @@
+#pragma once
+// The fp32 layers the model zoo is built from, mirroring torch.nn. Tensors are
+// created zero-filled; the zoo initialises them, or a checkpoint replaces them.
+
+#include "quant/module.h"
+
+#include <cstdint>
+
+namespace qb {
+
+/// Square-kernel 2-D convolution: torch.nn.Conv2d.
+struct Conv2dOptions {
+  int64_t in_channels = 0;
+  int64_t out_channels = 0;
+  int64_t kernel_size = 1;
+  int64_t stride = 1;
+  int64_t padding = 0;
+  int64_t dilation = 1;
+  int64_t groups = 1;
+  bool bias = true;
+};
+
+class Conv2d : public ModuleBase<Conv2d> {
+ public:
+  explicit Conv2d(const Conv2dOptions& options);
+  std::string kind() const override { return "Conv2d"; }
+  at::Tensor forward(const std::vector<at::Tensor>& inputs) override;
+  std::string extra_repr() const override;
+  const Conv2dOptions& options() const { return options_; }
+
+ private:
+  Conv2dOptions options_;
+};
+
+/// torch.nn.BatchNorm2d with affine parameters and running statistics.
+class BatchNorm2d : public ModuleBase<BatchNorm2d> {
+ public:
+  explicit BatchNorm2d(int64_t num_features, double eps = 1e-5, double momentum = 0.1);
+  std::string kind() const override { return "BatchNorm2d"; }
+  at::Tensor forward(const std::vector<at::Tensor>& inputs) override;
+  std::string extra_repr() const override;
+  int64_t num_features() const { return num_features_; }
+  double eps() const { return eps_; }
+  double momentum() const { return momentum_; }
+
+ private:
+  int64_t num_features_;
+  double eps_;
+  double momentum_;
+};
+
+/// torch.nn.Linear: y = x W^T + b.
+class Linear : public ModuleBase<Linear> {
+ public:
+  Linear(int64_t in_features, int64_t out_features, bool bias = true);
+  std::string kind() const override { return "Linear"; }
+  at::Tensor forward(const std::vector<at::Tensor>& inputs) override;
+  std::string extra_repr() const override;
+  int64_t in_features() const { return in_features_; }
+  int64_t out_features() const { return out_features_; }
+
+ private:
+  int64_t in_features_;
+  int64_t out_features_;
+};
+
+/// torch.nn.ReLU.
+class ReLU : public ModuleBase<ReLU> {
+ public:
+  std::string kind() const override { return "ReLU"; }
+  at::Tensor forward(const std::vector<at::Tensor>& inputs) override;
+};
+
+/// torch.nn.ReLU6 (MobileNetV2's activation).
+class ReLU6 : public ModuleBase<ReLU6> {
+ public:
+  std::string kind() const override { return "ReLU6"; }
+  at::Tensor forward(const std::vector<at::Tensor>& inputs) override;
+};
+
+/// torch.nn.MaxPool2d with square windows.
+class MaxPool2d : public ModuleBase<MaxPool2d> {
+ public:
+  MaxPool2d(int64_t kernel_size, int64_t stride, int64_t padding = 0);
+  std::string kind() const override { return "MaxPool2d"; }
+  at::Tensor forward(const std::vector<at::Tensor>& inputs) override;
+  std::string extra_repr() const override;
+
+ private:
+  int64_t kernel_size_;
+  int64_t stride_;
+  int64_t padding_;
+};
+
+/// torch.nn.AdaptiveAvgPool2d to a fixed output size.
+class AdaptiveAvgPool2d : public ModuleBase<AdaptiveAvgPool2d> {
+ public:
+  AdaptiveAvgPool2d(int64_t output_height, int64_t output_width);
+  std::string kind() const override { return "AdaptiveAvgPool2d"; }
+  at::Tensor forward(const std::vector<at::Tensor>& inputs) override;
+  std::string extra_repr() const override;
+
+ private:
+  int64_t output_height_;
+  int64_t output_width_;
+};
+
+/// torch.nn.Dropout: identity in eval mode.
+class Dropout : public ModuleBase<Dropout> {
+ public:
+  explicit Dropout(double p) : p_(p) {}
+  std::string kind() const override { return "Dropout"; }
+  at::Tensor forward(const std::vector<at::Tensor>& inputs) override;
+  std::string extra_repr() const override;
+
+ private:
+  double p_;
+};
+
+/// torch.nn.Identity.
+class Identity : public ModuleBase<Identity> {
+ public:
+  std::string kind() const override { return "Identity"; }
+  at::Tensor forward(const std::vector<at::Tensor>& inputs) override;
+};
+
+}  // namespace qb
