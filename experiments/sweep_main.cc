@@ -1,9 +1,8 @@
 // bazel run //experiments:sweep -- experiments/quickstart.toml
-// Evaluates the variants an experiment file names on its data set and writes
-// the comparison table (Markdown, CSV) and one JSON record per variant.
+// Evaluates fp32 and every int8 variant an experiment file names on its data set
+// and writes the comparison table (Markdown, CSV) and one JSON record per row.
 
 #include <ATen/ATen.h>
-#include <ATen/Parallel.h>
 #include <c10/core/InferenceMode.h>
 
 #include <cstdio>
@@ -11,18 +10,26 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 
+#include "data/batches.h"
 #include "eval/accuracy.h"
 #include "eval/environment.h"
 #include "eval/latency.h"
 #include "eval/model_size.h"
+#include "eval/progress.h"
 #include "experiments/config.h"
 #include "experiments/datasets.h"
 #include "experiments/paths.h"
 #include "experiments/table.h"
+#include "experiments/variants.h"
 #include "models/checkpoint.h"
 #include "models/zoo.h"
+#include "quant/calibrate.h"
+#include "quant/convert.h"
 #include "quant/interpreter.h"
+#include "quant/prepare.h"
+#include "quant/quantized_ops.h"
 
 namespace qb {
 namespace {
@@ -34,84 +41,185 @@ std::string run_id() {
   return buffer;
 }
 
-int sweep_main(const std::string& config_path) {
-  Config config = Config::from_file(config_path);
-  std::string name = config.get_string("name");
-  std::string architecture = config.get_string("model.architecture");
+struct SweepSettings {
+  std::string name;
+  std::string architecture;
   ZooOptions zoo;
-  zoo.num_classes = config.get_int("model.num_classes", zoo.num_classes);
-  if (config.has("model.in_channels")) zoo.in_channels = config.get_int("model.in_channels");
-  std::string checkpoint = resolve_config_path(config.get_string("model.checkpoint"));
+  std::string checkpoint;
   AccuracyOptions accuracy;
-  accuracy.batch_size = config.get_int("evaluation.batch_size", accuracy.batch_size);
-  accuracy.limit = config.get_int("evaluation.limit", 0);
   LatencyOptions latency;
-  latency.repetitions = static_cast<int>(config.get_int("latency.repetitions", latency.repetitions));
-  latency.min_time_s = config.get_double("latency.min_time_s", latency.min_time_s);
-  std::vector<int64_t> thread_counts = config.get_int_list("latency.threads", {{1}});
-  std::string output_dir = resolve_config_path(config.get_string("output.dir"));
-  std::unique_ptr<Dataset> test = open_dataset(config, "data", "test");
-  config.reject_unknown_keys();
-  for (int64_t threads : thread_counts) {
+  std::vector<int64_t> thread_counts;
+  int64_t calibration_batch_size = 32;
+  uint64_t calibration_seed = 0;
+  std::vector<QuantVariant> variants;
+  std::string output_dir;
+};
+
+SweepSettings read_settings(Config& config) {
+  SweepSettings s;
+  s.name = config.get_string("name");
+  s.architecture = config.get_string("model.architecture");
+  s.zoo.num_classes = config.get_int("model.num_classes", s.zoo.num_classes);
+  if (config.has("model.in_channels")) s.zoo.in_channels = config.get_int("model.in_channels");
+  s.checkpoint = resolve_config_path(config.get_string("model.checkpoint"));
+  s.accuracy.batch_size = config.get_int("evaluation.batch_size", s.accuracy.batch_size);
+  s.accuracy.limit = config.get_int("evaluation.limit", 0);
+  s.latency.repetitions =
+      static_cast<int>(config.get_int("latency.repetitions", s.latency.repetitions));
+  s.latency.min_time_s = config.get_double("latency.min_time_s", s.latency.min_time_s);
+  s.thread_counts = config.get_int_list("latency.threads", {{1}});
+  for (int64_t threads : s.thread_counts) {
     if (threads < 1) throw config.error("latency.threads", "thread counts must be >= 1");
   }
+  s.calibration_batch_size = config.get_int("calibration.batch_size", s.calibration_batch_size);
+  s.calibration_seed = static_cast<uint64_t>(config.get_int("calibration.seed", 0));
+  s.variants = read_variants(config);
+  s.output_dir = resolve_config_path(config.get_string("output.dir"));
+  return s;
+}
 
-  GraphModule fp32 = build_model(architecture, zoo);
-  load_state_dict_strict(fp32.state_dict(), read_state_dict(checkpoint), checkpoint);
-  Interpreter interpreter(fp32);
-  std::cerr << "evaluating " << architecture << " (" << checkpoint << ") on " << test->describe()
-            << "\n";
-  accuracy.progress_label = "fp32 accuracy";
-  AccuracyCounts counts = evaluate_accuracy(
-      [&](const at::Tensor& images) { return interpreter.run(images); }, *test, accuracy);
-
-  std::vector<TableRow> rows;
-  at::Tensor one_image = test->image(0).unsqueeze(0);
-  Environment environment = capture_environment(workspace_dir());
-  std::string run_dir = output_dir + "/runs/" + run_id();
-  std::filesystem::create_directories(run_dir);
-  std::ofstream records(run_dir + "/records.jsonl");
-  for (int64_t threads : thread_counts) {
-    latency.threads = static_cast<int>(threads);
-    std::cerr << "fp32 latency, " << threads << " thread(s)...\n";
-    LatencyResult timing = measure_latency(
-        "fp32",
-        [&] {
-          c10::InferenceMode no_autograd;
-          interpreter.run(one_image);
-        },
-        latency);
-    TableRow row{"fp32", to_megabytes(serialized_size_bytes(fp32)), counts.top1_percent(),
-                 counts.top5_percent(), timing.median_ms, static_cast<int>(threads)};
-    rows.push_back(row);
-    nlohmann::json record = {
-        {"experiment", name},
-        {"variant", row.variant},
-        {"architecture", architecture},
-        {"checkpoint", checkpoint},
-        {"dataset", test->describe()},
-        {"examples", counts.examples},
-        {"top1_percent", counts.top1_percent()},
-        {"top5_percent", counts.top5_percent()},
-        {"mean_loss", counts.mean_loss()},
-        {"size_bytes", serialized_size_bytes(fp32)},
-        {"latency",
-         {{"threads", threads},
-          {"batch_size", 1},
-          {"median_ms", timing.median_ms},
-          {"mean_ms", timing.mean_ms},
-          {"stddev_ms", timing.stddev_ms},
-          {"p90_ms", timing.p90_ms},
-          {"cv", timing.cv},
-          {"repetitions_ms", timing.repetitions_ms}}},
-        {"environment", to_json(environment)}};
-    records << record.dump() << "\n";
+class Sweep {
+ public:
+  Sweep(SweepSettings settings, const Dataset& test, const Dataset& calibration)
+      : s_(std::move(settings)),
+        test_(test),
+        calibration_(calibration),
+        environment_(capture_environment(workspace_dir())),
+        run_dir_(s_.output_dir + "/runs/" + run_id()) {
+    std::filesystem::create_directories(run_dir_);
+    records_.open(run_dir_ + "/records.jsonl");
   }
 
-  std::string markdown = markdown_table(rows);
-  std::ofstream(run_dir + "/table.md") << markdown;
-  std::ofstream(run_dir + "/table.csv") << csv_table(rows);
-  std::printf("\n%s\nwritten to %s\n", markdown.c_str(), run_dir.c_str());
+  void run() {
+    GraphModule fp32 = build_model(s_.architecture, s_.zoo);
+    load_state_dict_strict(fp32.state_dict(), read_state_dict(s_.checkpoint), s_.checkpoint);
+    std::cerr << "model " << s_.architecture << " (" << s_.checkpoint << "), evaluated on "
+              << test_.describe() << "\n";
+    evaluate("fp32", fp32, nlohmann::json::object());
+
+    std::map<std::string, GraphModule> calibrated;
+    for (const QuantVariant& variant : s_.variants) {
+      auto it = calibrated.find(variant.calibration_key());
+      if (it == calibrated.end()) {
+        it = calibrated.emplace(variant.calibration_key(), prepare_and_calibrate(fp32, variant))
+                 .first;
+      }
+      ConvertOptions options;
+      options.engine = variant.engine;
+      options.allow_uncalibrated = variant.calibration_samples == 0;
+      GraphModule int8 = convert(it->second, options);
+      evaluate(variant.name(), int8,
+               {{"mode", variant.mode},
+                {"engine", variant.engine},
+                {"observer", variant.observer},
+                {"weights", variant.weights},
+                {"calibration_samples", variant.calibration_samples},
+                {"calibration_seed", s_.calibration_seed}});
+    }
+    std::string markdown = markdown_table(rows_);
+    std::ofstream(run_dir_ + "/table.md") << markdown;
+    std::ofstream(run_dir_ + "/table.csv") << csv_table(rows_);
+    std::printf("\n%s\nwritten to %s\n", markdown.c_str(), run_dir_.c_str());
+  }
+
+ private:
+  GraphModule prepare_and_calibrate(const GraphModule& fp32, const QuantVariant& variant) {
+    if (variant.mode != "graph") {
+      throw std::invalid_argument("quantization mode '" + variant.mode + "' is not supported yet");
+    }
+    QConfigMapping mapping;
+    mapping.set_global(variant_qconfig(variant));
+    GraphModule prepared = prepare(fp32, mapping);
+    if (variant.calibration_samples == 0) return prepared;
+
+    // The first N of a seeded shuffle of the calibration split: every variant
+    // asking for N samples with this seed sees the same images.
+    std::vector<int64_t> order =
+        epoch_order(calibration_.size(), /*shuffle=*/true, s_.calibration_seed, 0);
+    order.resize(std::min<size_t>(order.size(), variant.calibration_samples));
+    Batches batches(calibration_, order, s_.calibration_batch_size, /*drop_last=*/false);
+    int64_t next = 0;
+    Progress progress("calibrating " + variant.observer + "/" + variant.weights,
+                      static_cast<int64_t>(order.size()));
+    CalibrateOptions options;
+    options.on_batch = [&](int64_t seen) { progress.update(seen); };
+    calibrate(
+        prepared,
+        [&]() -> std::optional<at::Tensor> {
+          if (next == batches.size()) return std::nullopt;
+          return batches.batch(next++).images;
+        },
+        options);
+    progress.finish();
+    return prepared;
+  }
+
+  void evaluate(const std::string& variant, const GraphModule& gm, const nlohmann::json& details) {
+    Interpreter interpreter(gm);
+    AccuracyOptions accuracy = s_.accuracy;
+    accuracy.progress_label = variant + " accuracy";
+    AccuracyCounts counts = evaluate_accuracy(
+        [&](const at::Tensor& images) { return interpreter.run(images); }, test_, accuracy);
+    int64_t size_bytes = serialized_size_bytes(gm);
+    at::Tensor one_image = test_.image(0).unsqueeze(0);
+    for (int64_t threads : s_.thread_counts) {
+      LatencyOptions latency = s_.latency;
+      latency.threads = static_cast<int>(threads);
+      LatencyResult timing = measure_latency(
+          variant,
+          [&] {
+            c10::InferenceMode no_autograd;
+            interpreter.run(one_image);
+          },
+          latency);
+      rows_.push_back({variant, to_megabytes(size_bytes), counts.top1_percent(),
+                       counts.top5_percent(), timing.median_ms, static_cast<int>(threads)});
+      std::fprintf(stderr, "%s: top-1 %.2f%%, %.3f MB, %.3f ms/image at %lld thread(s)\n",
+                   variant.c_str(), counts.top1_percent(), to_megabytes(size_bytes),
+                   timing.median_ms, static_cast<long long>(threads));
+      nlohmann::json record = {
+          {"experiment", s_.name},
+          {"variant", variant},
+          {"quantization", details},
+          {"architecture", s_.architecture},
+          {"checkpoint", s_.checkpoint},
+          {"dataset", test_.describe()},
+          {"examples", counts.examples},
+          {"top1_percent", counts.top1_percent()},
+          {"top5_percent", counts.top5_percent()},
+          {"mean_loss", counts.mean_loss()},
+          {"size_bytes", size_bytes},
+          {"latency",
+           {{"threads", threads},
+            {"batch_size", 1},
+            {"median_ms", timing.median_ms},
+            {"mean_ms", timing.mean_ms},
+            {"stddev_ms", timing.stddev_ms},
+            {"p90_ms", timing.p90_ms},
+            {"cv", timing.cv},
+            {"repetitions_ms", timing.repetitions_ms}}},
+          {"environment", to_json(environment_)}};
+      records_ << record.dump() << "\n" << std::flush;
+    }
+  }
+
+  SweepSettings s_;
+  const Dataset& test_;
+  const Dataset& calibration_;
+  Environment environment_;
+  std::string run_dir_;
+  std::ofstream records_;
+  std::vector<TableRow> rows_;
+};
+
+int sweep_main(const std::string& config_path) {
+  Config config = Config::from_file(config_path);
+  SweepSettings settings = read_settings(config);
+  std::unique_ptr<Dataset> test = open_dataset(config, "data", "test");
+  std::unique_ptr<Dataset> calibration =
+      open_dataset(config, "data", config.get_string("calibration.split", "train"));
+  config.reject_unknown_keys();
+  Sweep(std::move(settings), *test, *calibration).run();
   return 0;
 }
 

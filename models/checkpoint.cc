@@ -8,6 +8,13 @@
 // file carries a small pickle machine (reading) and emitter (writing) for
 // exactly the opcodes torch.save uses for state dicts.
 //
+// A quantized tensor's record holds its integer representation (a storage
+// class such as torch.QInt8Storage); the pickle rebuilds it with
+// `_rebuild_qtensor(..., quantizer_params, ...)`, where quantizer_params is
+// (torch.per_tensor_affine, scale, zero_point) or (torch.per_channel_affine,
+// scales, zero_points, axis) with the per-channel parameters as tensors (lists
+// in files from older PyTorch).
+//
 // Layout: pickle values, the unpickler, reading archives, writing archives,
 // then the public functions.
 
@@ -46,10 +53,10 @@ struct Value {
   Kind kind = Kind::kNone;
   int64_t integer = 0;                                 // kBool, kInt
   double real = 0;                                     // kFloat
-  std::string text;                                    // kString; kGlobal as "module.name"
+  std::string text;                                    // kString; kGlobal as "module.name"; kStorage's class
   std::vector<ValuePtr> items;                         // kTuple, kList
   std::vector<std::pair<ValuePtr, ValuePtr>> entries;  // kDict, in insertion order
-  at::Tensor tensor;                                   // kStorage as a 1-D tensor; kTensor
+  at::Tensor tensor;  // kStorage as a 1-D tensor (of the integers, for a quantized storage); kTensor
 };
 
 ValuePtr make_value(Value::Kind kind) {
@@ -70,7 +77,7 @@ std::string describe(const Value& value) {
     case Value::Kind::kList: return "a list";
     case Value::Kind::kDict: return "a dict";
     case Value::Kind::kGlobal: return "the global '" + value.text + "'";
-    case Value::Kind::kStorage: return "a storage";
+    case Value::Kind::kStorage: return "a storage of class '" + value.text + "'";
     case Value::Kind::kTensor: return "a tensor";
   }
   return "an unknown value";
@@ -85,6 +92,8 @@ const std::vector<std::pair<std::string, at::ScalarType>>& storage_classes() {
       {"ShortStorage", at::kShort},          {"CharStorage", at::kChar},
       {"ByteStorage", at::kByte},            {"BoolStorage", at::kBool},
       {"ComplexFloatStorage", at::kComplexFloat}, {"ComplexDoubleStorage", at::kComplexDouble},
+      {"QInt8Storage", at::kQInt8},          {"QUInt8Storage", at::kQUInt8},
+      {"QInt32Storage", at::kQInt32},
   };
   return classes;
 }
@@ -100,6 +109,17 @@ std::optional<at::ScalarType> storage_dtype(const std::string& global) {
 const char* const kOrderedDict = "collections.OrderedDict";
 const char* const kRebuildTensor = "torch._utils._rebuild_tensor_v2";
 const char* const kRebuildParameter = "torch._utils._rebuild_parameter";
+const char* const kRebuildQTensor = "torch._utils._rebuild_qtensor";
+const char* const kPerTensorAffine = "torch.per_tensor_affine";
+const char* const kPerChannelAffine = "torch.per_channel_affine";
+const char* const kPerChannelAffineFloatQParams = "torch.per_channel_affine_float_qparams";
+
+/// Every qscheme global (torch.qscheme pickles by name). torch.load resolves them all, then
+/// _rebuild_qtensor refuses the symmetric ones, which torch.save never writes; so do we.
+bool is_qscheme(const std::string& global) {
+  return global == kPerTensorAffine || global == kPerChannelAffine || global == kPerChannelAffineFloatQParams ||
+         global == "torch.per_tensor_symmetric" || global == "torch.per_channel_symmetric";
+}
 
 // ---------------------------------------------------------------------------
 // The unpickler
@@ -298,7 +318,8 @@ class Unpickler {
   }
   /// Refuses every global a state dict does not need, before anything can call it.
   ValuePtr make_global(const std::string& name) {
-    if (name != kOrderedDict && name != kRebuildTensor && name != kRebuildParameter && !storage_dtype(name)) {
+    if (name != kOrderedDict && name != kRebuildTensor && name != kRebuildParameter && name != kRebuildQTensor &&
+        !storage_dtype(name) && !is_qscheme(name)) {
       fail("unsupported global '" + name + "' (only tensors in a dict are understood)");
     }
     ValuePtr value = make_value(Value::Kind::kGlobal);
@@ -313,6 +334,12 @@ class Unpickler {
   int64_t expect_int(const Value& value, const std::string& what) const {
     if (value.kind != Value::Kind::kInt) fail("expected " + what + " to be an int, found " + describe(value));
     return value.integer;
+  }
+  /// A Python float, or an int where Python would accept one as a float.
+  double expect_real(const Value& value, const std::string& what) const {
+    if (value.kind == Value::Kind::kFloat) return value.real;
+    if (value.kind == Value::Kind::kInt) return static_cast<double>(value.integer);
+    fail("expected " + what + " to be a float, found " + describe(value));
   }
   std::vector<int64_t> expect_ints(const Value& value, const std::string& what) const {
     if (value.kind != Value::Kind::kTuple) fail("expected " + what + " to be a tuple, found " + describe(value));
@@ -354,7 +381,9 @@ class Unpickler {
     const std::string key = expect_string(*pid.items[2], "a storage key");
     expect_string(*pid.items[3], "a storage location");  // Everything loads to the CPU.
     ValuePtr storage = make_value(Value::Kind::kStorage);
-    storage->tensor = load_storage_(key, *dtype, expect_int(*pid.items[4], "a storage size"));
+    storage->text = pid.items[1]->text;
+    // A quantized storage's size counts elements of its integer representation (int8 for torch.QInt8Storage).
+    storage->tensor = load_storage_(key, c10::toUnderlying(*dtype), expect_int(*pid.items[4], "a storage size"));
     return storage;
   }
 
@@ -372,12 +401,112 @@ class Unpickler {
     }
     // _rebuild_parameter(tensor, requires_grad, backward_hooks): a Parameter is just its tensor here.
     if (callable.text == kRebuildParameter && a.size() == 3 && a[0]->kind == Value::Kind::kTensor) return a[0];
+    // _rebuild_qtensor(storage, offset, size, stride, quantizer_params, requires_grad, backward_hooks).
+    if (callable.text == kRebuildQTensor && a.size() == 7) {
+      return rebuild_qtensor(*a[0], expect_int(*a[1], "a storage offset"), expect_ints(*a[2], "a tensor size"),
+                             expect_ints(*a[3], "a tensor stride"), *a[4]);
+    }
     fail("unsupported call " + callable.text + " with " + describe(args));
   }
 
-  /// The view Python builds, copied so it owns its memory; bounds are checked first so no view leaves the record.
+  /// The view Python builds, copied so it owns its memory.
   ValuePtr rebuild_tensor(const Value& storage, int64_t offset, const std::vector<int64_t>& sizes,
                           const std::vector<int64_t>& strides) {
+    if (storage.kind == Value::Kind::kStorage && c10::isQIntType(*storage_dtype(storage.text))) {
+      fail("a plain tensor views " + describe(storage) + " (quantized storages need _rebuild_qtensor)");
+    }
+    ValuePtr tensor = make_value(Value::Kind::kTensor);
+    tensor->tensor = view(storage, offset, sizes, strides).clone();
+    return tensor;
+  }
+
+  /// What Python's _rebuild_qtensor builds: an empty quantized tensor with the pickled quantizer, set to the
+  /// stored integers; copied so it owns its memory, like rebuild_tensor's (dense strides kept).
+  ValuePtr rebuild_qtensor(const Value& storage, int64_t offset, const std::vector<int64_t>& sizes,
+                           const std::vector<int64_t>& strides, const Value& params) {
+    if (storage.kind != Value::Kind::kStorage || !c10::isQIntType(*storage_dtype(storage.text))) {
+      fail("expected a quantized storage, found " + describe(storage));
+    }
+    const at::Tensor ints = view(storage, offset, sizes, strides).clone();
+    if (params.kind != Value::Kind::kTuple || params.items.empty()) {
+      fail("expected quantizer parameters to be a tuple, found " + describe(params));
+    }
+    const Value& qscheme = *params.items[0];
+    if (qscheme.kind != Value::Kind::kGlobal || !is_qscheme(qscheme.text)) {
+      fail("expected a qscheme, found " + describe(qscheme));
+    }
+    const at::TensorOptions options = at::dtype(*storage_dtype(storage.text));
+    at::Tensor quantized;
+    if (qscheme.text == kPerTensorAffine) {
+      if (params.items.size() != 3) fail("per_tensor_affine quantizer parameters are " + describe(params));
+      quantized = at::_empty_affine_quantized(sizes, options, expect_real(*params.items[1], "a scale"),
+                                              expect_int(*params.items[2], "a zero point"));
+    } else if (qscheme.text == kPerChannelAffine || qscheme.text == kPerChannelAffineFloatQParams) {
+      if (params.items.size() != 4) fail("per_channel_affine quantizer parameters are " + describe(params));
+      quantized = empty_per_channel_quantized(sizes, qscheme.text, *params.items[1], *params.items[2],
+                                              expect_int(*params.items[3], "a quantization axis"), options);
+    } else {
+      fail("unsupported qscheme '" + qscheme.text + "' (only per_tensor_affine and per_channel_affine are understood)");
+    }
+    // Both span numel elements from their data pointer, so the bytes keep their meaning under ints' strides.
+    if (ints.numel() > 0) std::memcpy(quantized.data_ptr(), ints.data_ptr(), ints.nbytes());
+    quantized.set_(quantized.storage(), 0, sizes, ints.strides());
+    ValuePtr tensor = make_value(Value::Kind::kTensor);
+    tensor->tensor = quantized;
+    return tensor;
+  }
+
+  /// _rebuild_qtensor's per-channel branch; the parameters' dtypes pick the quantizer, as in Python: integer
+  /// zero points give per_channel_affine (double scales), float ones per_channel_affine_float_qparams.
+  at::Tensor empty_per_channel_quantized(const std::vector<int64_t>& sizes, const std::string& qscheme,
+                                         const Value& scales_value, const Value& zero_points_value, int64_t axis,
+                                         const at::TensorOptions& options) {
+    at::Tensor scales;
+    at::Tensor zero_points;
+    if (scales_value.kind == Value::Kind::kTensor && zero_points_value.kind == Value::Kind::kTensor) {
+      scales = scales_value.tensor;
+      zero_points = zero_points_value.tensor;
+    } else if (scales_value.kind == Value::Kind::kList && zero_points_value.kind == Value::Kind::kList) {
+      // Older PyTorch pickled the parameters as lists; torch.load types them by the qscheme.
+      const bool float_qparams = qscheme == kPerChannelAffineFloatQParams;
+      std::vector<double> reals;
+      for (const ValuePtr& item : scales_value.items) reals.push_back(expect_real(*item, "a scale"));
+      scales = at::tensor(reals, at::kDouble).to(float_qparams ? at::kFloat : at::kDouble);
+      if (float_qparams) {
+        reals.clear();
+        for (const ValuePtr& item : zero_points_value.items) reals.push_back(expect_real(*item, "a zero point"));
+        zero_points = at::tensor(reals, at::kDouble).to(at::kFloat);
+      } else {
+        std::vector<int64_t> ints;
+        for (const ValuePtr& item : zero_points_value.items) ints.push_back(expect_int(*item, "a zero point"));
+        zero_points = at::tensor(ints, at::kLong);
+      }
+    } else {
+      fail("expected per-channel scales and zero points as two tensors or two lists, found " +
+           describe(scales_value) + " and " + describe(zero_points_value));
+    }
+    // Checked here too so a bad file can never make a quantizer read past its parameters.
+    const int64_t dims = static_cast<int64_t>(sizes.size());
+    if (axis < 0 || axis >= dims) {
+      fail("quantization axis " + std::to_string(axis) + " is out of range for a tensor of " +
+           std::to_string(dims) + " dimensions");
+    }
+    if (scales.dim() != 1 || zero_points.dim() != 1 || scales.numel() != sizes[axis] ||
+        zero_points.numel() != sizes[axis]) {
+      std::ostringstream problem;
+      problem << "per-channel scales of shape " << scales.sizes() << " and zero points of shape "
+              << zero_points.sizes() << " do not match the " << sizes[axis] << " channels of axis " << axis;
+      fail(problem.str());
+    }
+    if (!c10::isFloatingType(scales.scalar_type())) {
+      fail(std::string("per-channel scales must be floating point, not ") + c10::toString(scales.scalar_type()));
+    }
+    return at::_empty_per_channel_affine_quantized(sizes, scales, zero_points, axis, options);
+  }
+
+  /// `storage` viewed as Python's set_ would, before any copy; bounds are checked first so no view leaves the record.
+  at::Tensor view(const Value& storage, int64_t offset, const std::vector<int64_t>& sizes,
+                  const std::vector<int64_t>& strides) {
     if (storage.kind != Value::Kind::kStorage) fail("expected a storage, found " + describe(storage));
     if (sizes.size() != strides.size()) fail("a tensor's size and stride differ in length");
     const int64_t storage_numel = storage.tensor.numel();
@@ -398,9 +527,7 @@ class Unpickler {
       }
       if (last >= storage_numel) fail("a tensor reaches past the end of its storage");
     }
-    ValuePtr tensor = make_value(Value::Kind::kTensor);
-    tensor->tensor = storage.tensor.as_strided(sizes, strides, offset).clone();
-    return tensor;
+    return storage.tensor.as_strided(sizes, strides, offset);
   }
 
   const std::string& pickle_;
@@ -526,6 +653,14 @@ class Pickler {
     }
   }
 
+  /// BINFLOAT: a Python float, big-endian.
+  void real(double value) {
+    op(kBinFloat);
+    uint64_t bits;
+    std::memcpy(&bits, &value, sizeof bits);
+    for (size_t i = 8; i-- > 0;) bytes_ += static_cast<char>((bits >> (8 * i)) & 0xff);
+  }
+
   void string(const std::string& text) {
     op(kBinUnicode);
     append_le(static_cast<int64_t>(text.size()), 4);
@@ -578,39 +713,111 @@ std::string storage_class(const std::string& key, const at::Tensor& tensor) {
   throw CheckpointError("cannot save '" + key + "': " + tensor.toString() + " tensors are not supported");
 }
 
-/// Pickles `collections.OrderedDict()` filled with one
-/// `_rebuild_tensor_v2(storage i, 0, size, contiguous stride, False, OrderedDict())` per tensor.
-std::string pickle_state_dict(const StateDict& sd, const std::vector<at::Tensor>& data) {
+/// Throws unless `tensor` can be written: a storage class for its dtype and, if quantized, a qscheme
+/// torch.save can pickle (it names per_channel_affine_float_qparams per_channel_affine, and torch.load
+/// tells them apart by the zero points' dtype).
+void check_writable(const std::string& key, const at::Tensor& tensor) {
+  storage_class(key, tensor);
+  if (!tensor.is_quantized()) return;
+  const at::QScheme qscheme = tensor.qscheme();
+  if (qscheme != at::kPerTensorAffine && qscheme != at::kPerChannelAffine &&
+      qscheme != at::kPerChannelAffineFloatQParams) {
+    throw CheckpointError("cannot save '" + key + "': quantized tensors with qscheme " + c10::toString(qscheme) +
+                          " are not supported");
+  }
+}
+
+/// Pickles tensors as torch.save does, collecting the records their persistent ids name
+/// (`data/<i>` holds records()[i]: contiguous CPU tensors, a quantized one's integer representation).
+class TensorPickler {
+ public:
+  explicit TensorPickler(Pickler& pickle) : pickle_(pickle) {}
+
+  /// `_rebuild_tensor_v2(storage, 0, size, contiguous stride, False, OrderedDict())`, or for a quantized tensor
+  /// `_rebuild_qtensor(storage, 0, size, contiguous stride, quantizer_params, False, OrderedDict())`.
+  void write(const std::string& key, const at::Tensor& tensor) {
+    if (tensor.is_quantized()) return write_quantized(key, tensor.cpu());
+    // Lazy conjugate/negative views are materialized because the file has no flag for them.
+    const at::Tensor data = tensor.cpu().resolve_conj().resolve_neg().contiguous();
+    pickle_.global("torch._utils", "_rebuild_tensor_v2");
+    pickle_.op(kMark);
+    storage(storage_class(key, data), data);
+    pickle_.op(kNewFalse);
+    empty_ordered_dict();
+    pickle_.op(kTuple);
+    pickle_.op(kReduce);
+  }
+
+  const std::vector<at::Tensor>& records() const { return records_; }
+
+ private:
+  /// quantizer_params as _tensor.py builds them: (torch.per_tensor_affine, scale, zero_point), or
+  /// (torch.per_channel_affine, scales tensor, zero_points tensor, axis) also for float qparams.
+  void write_quantized(const std::string& key, const at::Tensor& tensor) {
+    pickle_.global("torch._utils", "_rebuild_qtensor");
+    pickle_.op(kMark);
+    storage(storage_class(key, tensor), tensor.int_repr().contiguous());
+    if (tensor.qscheme() == at::kPerTensorAffine) {
+      pickle_.global("torch", "per_tensor_affine");
+      pickle_.real(tensor.q_scale());
+      pickle_.integer(tensor.q_zero_point());
+      pickle_.op(kTuple3);
+    } else {
+      pickle_.op(kMark);
+      pickle_.global("torch", "per_channel_affine");
+      write(key, tensor.q_per_channel_scales());
+      write(key, tensor.q_per_channel_zero_points());
+      pickle_.integer(tensor.q_per_channel_axis());
+      pickle_.op(kTuple);
+    }
+    pickle_.op(kNewFalse);
+    empty_ordered_dict();
+    pickle_.op(kTuple);
+    pickle_.op(kReduce);
+  }
+
+  /// The persistent id ('storage', torch.<Name>Storage, '<i>', 'cpu', numel) of a new record holding `data`,
+  /// then the arguments that view all of it: offset 0, its size and (contiguous) stride.
+  void storage(const std::string& storage_class, const at::Tensor& data) {
+    pickle_.op(kMark);
+    pickle_.string("storage");
+    pickle_.global("torch", storage_class);
+    pickle_.string(std::to_string(records_.size()));
+    pickle_.string("cpu");
+    pickle_.integer(data.numel());
+    pickle_.op(kTuple);
+    pickle_.op(kBinPersId);
+    pickle_.integer(0);
+    pickle_.int_tuple(data.sizes());
+    pickle_.int_tuple(data.strides());
+    records_.push_back(data);
+  }
+
+  void empty_ordered_dict() {
+    pickle_.global("collections", "OrderedDict");
+    pickle_.op(kEmptyTuple);
+    pickle_.op(kReduce);
+  }
+
+  Pickler& pickle_;
+  std::vector<at::Tensor> records_;
+};
+
+/// Pickles `collections.OrderedDict()` filled with `sd`'s tensors; `records` receives the storages.
+std::string pickle_state_dict(const StateDict& sd, std::vector<at::Tensor>& records) {
   Pickler pickle;
+  TensorPickler tensors(pickle);
   pickle.global("collections", "OrderedDict");
   pickle.op(kEmptyTuple);
   pickle.op(kReduce);
   pickle.op(kMark);
-  for (size_t i = 0; i < sd.size(); ++i) {
-    const at::Tensor& tensor = data[i];
-    pickle.string(sd[i].first);
-    pickle.global("torch._utils", "_rebuild_tensor_v2");
-    pickle.op(kMark);
-    pickle.op(kMark);
-    pickle.string("storage");
-    pickle.global("torch", storage_class(sd[i].first, tensor));
-    pickle.string(std::to_string(i));
-    pickle.string("cpu");
-    pickle.integer(tensor.numel());
-    pickle.op(kTuple);
-    pickle.op(kBinPersId);
-    pickle.integer(0);
-    pickle.int_tuple(tensor.sizes());
-    pickle.int_tuple(tensor.strides());
-    pickle.op(kNewFalse);
-    pickle.global("collections", "OrderedDict");
-    pickle.op(kEmptyTuple);
-    pickle.op(kReduce);
-    pickle.op(kTuple);
-    pickle.op(kReduce);
+  for (const auto& [key, tensor] : sd) {
+    pickle.string(key);
+    tensors.write(key, tensor);
   }
   pickle.op(kSetItems);
   pickle.op(kStop);
+  records = tensors.records();
   return pickle.bytes();
 }
 
@@ -651,19 +858,15 @@ StateDict parse_state_dict(const std::string& bytes, const std::string& origin_f
 }
 
 std::string serialize_state_dict(const StateDict& sd) {
-  // Plain contiguous CPU tensors (no copy when they already are) to take bytes from; lazy
-  // conjugate/negative views are materialized because the file has no flag for them.
+  for (const auto& [key, tensor] : sd) check_writable(key, tensor);  // Validate everything before writing anything.
+  // Plain contiguous CPU tensors (no copy when they already are) to take bytes from.
   std::vector<at::Tensor> data;
-  for (const auto& [key, tensor] : sd) {
-    storage_class(key, tensor);  // Validate everything before writing anything.
-    data.push_back(tensor.cpu().resolve_conj().resolve_neg().contiguous());
-  }
+  const std::string pickle = pickle_state_dict(sd, data);
   std::string out;
   caffe2::serialize::PyTorchStreamWriter writer([&out](const void* bytes, size_t n) {
     out.append(static_cast<const char*>(bytes), n);
     return n;
   });
-  const std::string pickle = pickle_state_dict(sd, data);
   writer.writeRecord("data.pkl", pickle.data(), pickle.size());
   for (size_t i = 0; i < data.size(); ++i) {
     writer.writeRecord("data/" + std::to_string(i), data[i].data_ptr(), data[i].nbytes());

@@ -4,13 +4,17 @@
 //
 // Reading accepts what `torch.save(model.state_dict(), path)` writes, including
 // torchvision's published checkpoints: a flat dict (or OrderedDict) from names
-// to dense CPU-loadable tensors. The OrderedDict's `_metadata` (module versions)
-// is dropped. Wrapped checkpoints such as {"model": {...}, "epoch": 3}, legacy
-// (non-zip) files, TorchScript archives, quantized tensors and any other Python
-// object are rejected with a CheckpointError that names the file.
+// to dense CPU-loadable tensors, or quantized ones (qint8, quint8, qint32; per
+// tensor affine, per channel affine, per channel with float qparams). The
+// OrderedDict's `_metadata` (module versions) is dropped. Wrapped checkpoints
+// such as {"model": {...}, "epoch": 3}, legacy (non-zip) files, TorchScript
+// archives, other qschemes or quantized dtypes and any other Python object are
+// rejected with a CheckpointError that names the file. A quantized tensor comes
+// back with its stored integers and quantizer bit for bit.
 //
 // Writing produces `archive/data.pkl`, `archive/data/<i>` (one storage per
-// tensor) and `archive/version`; data.pkl pickles a collections.OrderedDict, as
+// tensor, plus one each for a per-channel tensor's scales and zero points) and
+// `archive/version`; data.pkl pickles a collections.OrderedDict, as
 // `model.state_dict()` does, so torch.load returns the same type.
 
 #include <ATen/core/Tensor.h>

@@ -4,6 +4,8 @@
 
 #include <map>
 
+#include "quant/quantized_ops.h"
+
 namespace qb {
 
 namespace {
@@ -49,11 +51,75 @@ std::map<std::string, Entry> builtin_functions() {
                                     return at::adaptive_avg_pool2d(
                                         in[0], n.ints_attr("output_size", {1, 1}));
                                   }};
+  // The quantized domain: conversions at its borders and the kernels that need
+  // output qparams (the others run on quantized tensors directly).
+  table["quantize_per_tensor"] = {
+      "torch.quantize_per_tensor", [](const std::vector<at::Tensor>& in, const Node& n) {
+        expect_inputs(n, in, 1);
+        at::ScalarType dtype = n.string_attr("dtype", "quint8") == "qint8" ? at::kQInt8 : at::kQUInt8;
+        return at::quantize_per_tensor(in[0], n.float_attr("scale", 1.0),
+                                       n.int_attr("zero_point", 0), dtype);
+      }};
+  table["dequantize"] = {"dequantize", [](const std::vector<at::Tensor>& in, const Node& n) {
+                           expect_inputs(n, in, 1);
+                           return in[0].dequantize();
+                         }};
+  for (const char* name : {"add", "add_relu", "mul"}) {
+    table[std::string("quantized_") + name] = {
+        std::string("torch.ops.quantized.") + name,
+        [name](const std::vector<at::Tensor>& in, const Node& n) {
+          expect_inputs(n, in, 2);
+          return call_quantized_op(std::string("quantized::") + name, "",
+                                   {in[0], in[1], n.float_attr("scale", 1.0),
+                                    n.int_attr("zero_point", 0)})
+              .toTensor();
+        }};
+  }
+  table["quantized_cat"] = {
+      "torch.ops.quantized.cat", [](const std::vector<at::Tensor>& in, const Node& n) {
+        return call_quantized_op("quantized::cat", "",
+                                 {c10::List<at::Tensor>(in), n.int_attr("dim", 0),
+                                  c10::optional<double>(n.float_attr("scale", 1.0)),
+                                  c10::optional<int64_t>(n.int_attr("zero_point", 0))})
+            .toTensor();
+      }};
   return table;
 }
 
 std::map<std::string, Entry>& registry() {
   static std::map<std::string, Entry> table = builtin_functions();
+  // The quantized domain: conversions at its borders and the kernels that need
+  // output qparams (the others run on quantized tensors directly).
+  table["quantize_per_tensor"] = {
+      "torch.quantize_per_tensor", [](const std::vector<at::Tensor>& in, const Node& n) {
+        expect_inputs(n, in, 1);
+        at::ScalarType dtype = n.string_attr("dtype", "quint8") == "qint8" ? at::kQInt8 : at::kQUInt8;
+        return at::quantize_per_tensor(in[0], n.float_attr("scale", 1.0),
+                                       n.int_attr("zero_point", 0), dtype);
+      }};
+  table["dequantize"] = {"dequantize", [](const std::vector<at::Tensor>& in, const Node& n) {
+                           expect_inputs(n, in, 1);
+                           return in[0].dequantize();
+                         }};
+  for (const char* name : {"add", "add_relu", "mul"}) {
+    table[std::string("quantized_") + name] = {
+        std::string("torch.ops.quantized.") + name,
+        [name](const std::vector<at::Tensor>& in, const Node& n) {
+          expect_inputs(n, in, 2);
+          return call_quantized_op(std::string("quantized::") + name, "",
+                                   {in[0], in[1], n.float_attr("scale", 1.0),
+                                    n.int_attr("zero_point", 0)})
+              .toTensor();
+        }};
+  }
+  table["quantized_cat"] = {
+      "torch.ops.quantized.cat", [](const std::vector<at::Tensor>& in, const Node& n) {
+        return call_quantized_op("quantized::cat", "",
+                                 {c10::List<at::Tensor>(in), n.int_attr("dim", 0),
+                                  c10::optional<double>(n.float_attr("scale", 1.0)),
+                                  c10::optional<int64_t>(n.int_attr("zero_point", 0))})
+            .toTensor();
+      }};
   return table;
 }
 

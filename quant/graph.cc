@@ -61,6 +61,10 @@ double Node::float_attr(const std::string& key, double fallback) const {
   return typed_attr<double>(*this, key, fallback);
 }
 
+std::string Node::string_attr(const std::string& key, const std::string& fallback) const {
+  return typed_attr<std::string>(*this, key, fallback);
+}
+
 std::string Graph::placeholder(const std::string& name) {
   Node node;
   node.name = name;

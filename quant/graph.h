@@ -35,6 +35,7 @@ struct Node {
   int64_t int_attr(const std::string& key, int64_t fallback) const;
   std::vector<int64_t> ints_attr(const std::string& key, std::vector<int64_t> fallback) const;
   double float_attr(const std::string& key, double fallback) const;
+  std::string string_attr(const std::string& key, const std::string& fallback) const;
 };
 
 /// A malformed graph or a reference to a missing node, module or function.

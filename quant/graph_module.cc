@@ -1,6 +1,7 @@
 #include "quant/graph_module.h"
 
 #include <sstream>
+#include <unordered_set>
 
 namespace qb {
 
@@ -45,8 +46,29 @@ NamedTensors GraphModule::parameters() const {
 GraphModule GraphModule::deep_copy() const {
   GraphModule copy;
   copy.graph = graph;
-  for (const auto& [path, module] : modules_) copy.add_module(path, module->clone());
+  copy.qconfigs = qconfigs;
+  // A module registered under several paths (a shared observer) stays shared in the copy.
+  std::unordered_map<const Module*, std::shared_ptr<Module>> clones;
+  for (const auto& [path, module] : modules_) {
+    auto& clone = clones[module.get()];
+    if (!clone) clone = module->clone();
+    copy.add_module(path, clone);
+  }
   return copy;
+}
+
+void GraphModule::remove_unused_modules() {
+  std::unordered_set<std::string> used;
+  for (const auto& node : graph.nodes()) {
+    if (node.op == NodeOp::kCallModule) used.insert(node.target);
+  }
+  std::vector<std::pair<std::string, std::shared_ptr<Module>>> kept;
+  for (auto& entry : modules_) {
+    if (used.count(entry.first)) kept.push_back(std::move(entry));
+  }
+  modules_ = std::move(kept);
+  index_.clear();
+  for (size_t i = 0; i < modules_.size(); ++i) index_.emplace(modules_[i].first, i);
 }
 
 void GraphModule::train(bool on) {

@@ -4,6 +4,7 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <map>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -12,6 +13,7 @@
 
 #include "quant/graph.h"
 #include "quant/module.h"
+#include "quant/qconfig.h"
 
 namespace qb {
 
@@ -21,6 +23,9 @@ using NamedTensors = std::vector<std::pair<std::string, at::Tensor>>;
 class GraphModule {
  public:
   Graph graph;
+  /// The qconfig prepare chose for each quantized node (by node name), as prepare_fx
+  /// records module.qconfig; convert takes the weight observer from it.
+  std::map<std::string, QConfig> qconfigs;
 
   /// Registers a module under a dotted path; order of registration is state_dict order.
   void add_module(const std::string& path, std::shared_ptr<Module> module);
@@ -40,7 +45,11 @@ class GraphModule {
   /// Parameters only (what an optimizer updates).
   NamedTensors parameters() const;
 
+  /// Drops modules no call_module node refers to (after fusion, say), as FX does.
+  void remove_unused_modules();
+
   /// Copies the graph and clones every module, so nothing is shared with `*this`.
+  /// A module registered under several paths stays one module in the copy.
   GraphModule deep_copy() const;
   /// Sets training mode on every module (BatchNorm statistics, Dropout).
   void train(bool on);

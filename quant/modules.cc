@@ -30,8 +30,9 @@ Conv2d::Conv2d(const Conv2dOptions& options) : options_(options) {
 at::Tensor Conv2d::forward(const std::vector<at::Tensor>& inputs) {
   const auto& o = options_;
   at::Tensor bias = o.bias ? tensor("bias") : at::Tensor();
-  return at::conv2d(only_input(inputs), tensor("weight"), bias, {o.stride, o.stride},
-                    {o.padding, o.padding}, {o.dilation, o.dilation}, o.groups);
+  at::Tensor out = at::conv2d(only_input(inputs), tensor("weight"), bias, {o.stride, o.stride},
+                              {o.padding, o.padding}, {o.dilation, o.dilation}, o.groups);
+  return fused_relu_ ? at::relu(out) : out;
 }
 
 std::string Conv2d::extra_repr() const {
@@ -78,8 +79,9 @@ Linear::Linear(int64_t in_features, int64_t out_features, bool bias)
 
 at::Tensor Linear::forward(const std::vector<at::Tensor>& inputs) {
   bool has_bias = tensors().size() > 1;
-  return at::linear(only_input(inputs), tensor("weight"),
-                    has_bias ? tensor("bias") : at::Tensor());
+  at::Tensor out =
+      at::linear(only_input(inputs), tensor("weight"), has_bias ? tensor("bias") : at::Tensor());
+  return fused_relu_ ? at::relu(out) : out;
 }
 
 std::string Linear::extra_repr() const {
@@ -101,7 +103,7 @@ MaxPool2d::MaxPool2d(int64_t kernel_size, int64_t stride, int64_t padding)
 
 at::Tensor MaxPool2d::forward(const std::vector<at::Tensor>& inputs) {
   return at::max_pool2d(only_input(inputs), {kernel_size_, kernel_size_}, {stride_, stride_},
-                        {padding_, padding_});
+                        {padding_, padding_}, {1, 1});
 }
 
 std::string MaxPool2d::extra_repr() const {

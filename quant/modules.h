@@ -20,16 +20,21 @@ struct Conv2dOptions {
   bool bias = true;
 };
 
+/// Fusion turns it into PyTorch's ConvReLU2d (conv then relu in one module).
 class Conv2d : public ModuleBase<Conv2d> {
  public:
   explicit Conv2d(const Conv2dOptions& options);
-  std::string kind() const override { return "Conv2d"; }
+  std::string kind() const override { return fused_relu_ ? "ConvReLU2d" : "Conv2d"; }
+  /// Applies relu to the output from now on (nn.intrinsic.ConvReLU2d).
+  void fuse_relu() { fused_relu_ = true; }
+  bool fused_relu() const { return fused_relu_; }
   at::Tensor forward(const std::vector<at::Tensor>& inputs) override;
   std::string extra_repr() const override;
   const Conv2dOptions& options() const { return options_; }
 
  private:
   Conv2dOptions options_;
+  bool fused_relu_ = false;
 };
 
 /// torch.nn.BatchNorm2d with affine parameters and running statistics.
@@ -49,11 +54,14 @@ class BatchNorm2d : public ModuleBase<BatchNorm2d> {
   double momentum_;
 };
 
-/// torch.nn.Linear: y = x W^T + b.
+/// torch.nn.Linear: y = x W^T + b. Fusion turns it into LinearReLU.
 class Linear : public ModuleBase<Linear> {
  public:
   Linear(int64_t in_features, int64_t out_features, bool bias = true);
-  std::string kind() const override { return "Linear"; }
+  std::string kind() const override { return fused_relu_ ? "LinearReLU" : "Linear"; }
+  /// Applies relu to the output from now on (nn.intrinsic.LinearReLU).
+  void fuse_relu() { fused_relu_ = true; }
+  bool fused_relu() const { return fused_relu_; }
   at::Tensor forward(const std::vector<at::Tensor>& inputs) override;
   std::string extra_repr() const override;
   int64_t in_features() const { return in_features_; }
@@ -62,6 +70,7 @@ class Linear : public ModuleBase<Linear> {
  private:
   int64_t in_features_;
   int64_t out_features_;
+  bool fused_relu_ = false;
 };
 
 /// torch.nn.ReLU.

@@ -1,0 +1,29 @@
+#pragma once
+// calibrate: runs data through a prepared graph so its observers see it.
+
+#include <ATen/core/Tensor.h>
+
+#include <functional>
+#include <optional>
+
+#include "quant/graph_module.h"
+
+namespace qb {
+
+/// Yields the next batch of inputs, or nullopt when the data is exhausted.
+using BatchSource = std::function<std::optional<at::Tensor>()>;
+
+struct CalibrateOptions {
+  /// Stop once this many examples have been seen (0: exhaust the source). Like
+  /// PyTorch's tutorial, whole batches are used, so up to a batch more may be seen.
+  int64_t max_examples = 0;
+  /// Called after each batch with the examples seen so far (progress display).
+  std::function<void(int64_t)> on_batch;
+};
+
+/// Feeds batches through `prepared` without autograd; returns the examples seen.
+/// Observers accumulate, so calling it again continues the calibration.
+int64_t calibrate(const GraphModule& prepared, const BatchSource& next_batch,
+                  const CalibrateOptions& options);
+
+}  // namespace qb

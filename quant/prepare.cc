@@ -1,0 +1,128 @@
+#include "quant/prepare.h"
+
+#include <map>
+#include <optional>
+#include <set>
+
+#include "quant/fuse.h"
+#include "quant/observers.h"
+#include "quant/op_rules.h"
+
+namespace qb {
+
+namespace {
+
+constexpr const char* kObserverPrefix = "activation_post_process_";
+
+std::string node_kind(const GraphModule& gm, const Node& node) {
+  if (node.op == NodeOp::kCallModule) return gm.module(node.target).kind();
+  if (node.op == NodeOp::kCallFunction) return node.target;
+  return "";
+}
+
+// The qconfig of a computing node, or nullopt when it stays fp32 (no rule, or None).
+std::optional<QConfig> node_qconfig(const GraphModule& gm, const QConfigMapping& mapping,
+                                    const Node& node) {
+  const OpRule* rule = op_rule(node_kind(gm, node));
+  if (!rule) return std::nullopt;
+  std::string path = node.op == NodeOp::kCallModule ? node.target : "";
+  return mapping.qconfig_for(path, rule->qconfig_kind);
+}
+
+bool is_relu(const std::string& kind) { return kind == "ReLU" || kind == "relu"; }
+
+class ObserverInserter {
+ public:
+  explicit ObserverInserter(GraphModule& gm) : gm_(gm) {}
+
+  // Observes `value` with a new observer unless it already has one.
+  void observe(const std::string& value, const ObserverSpec& spec) {
+    if (observer_of_.count(value)) return;
+    attach(value, std::shared_ptr<Module>(make_observer(spec)));
+  }
+
+  // Observes `value` with the observer of `source` (same module, new node).
+  void share(const std::string& value, const std::string& source) {
+    attach(value, gm_.module_ptr(gm_.graph.node(observer_of_.at(source)).target));
+  }
+
+  bool observed(const std::string& value) const { return observer_of_.count(value) != 0; }
+
+ private:
+  void attach(const std::string& value, std::shared_ptr<Module> observer) {
+    std::string path = kObserverPrefix + std::to_string(next_id_++);
+    gm_.add_module(path, std::move(observer));
+    Node node;
+    node.name = path;
+    node.op = NodeOp::kCallModule;
+    node.target = path;
+    node.inputs = {value};
+    // Placeholders stay first: an input's observer goes after the last of them.
+    std::string anchor = value;
+    if (gm_.graph.node(value).op == NodeOp::kPlaceholder) anchor = gm_.graph.inputs().back();
+    std::string name = gm_.graph.insert_after(anchor, node);
+    gm_.graph.replace_all_uses(value, name);
+    observer_of_[value] = name;
+  }
+
+  GraphModule& gm_;
+  std::map<std::string, std::string> observer_of_;  // value -> its observer node
+  int next_id_ = 0;
+};
+
+}  // namespace
+
+bool is_observer_node(const GraphModule& gm, const Node& node) {
+  return node.op == NodeOp::kCallModule && node.target.rfind(kObserverPrefix, 0) == 0 &&
+         dynamic_cast<const Observer*>(&gm.module(node.target)) != nullptr;
+}
+
+GraphModule prepare(const GraphModule& model, const QConfigMapping& mapping) {
+  GraphModule gm = fuse(model, mapping);
+  ObserverInserter inserter(gm);
+
+  // Walk a snapshot of the fused graph: inserting observers must not disturb the walk.
+  std::vector<Node> nodes = gm.graph.nodes();
+  std::set<std::string> quantized;   // values produced in the quantized domain
+  std::set<std::string> deferred;    // adds whose observer goes after their relu
+  for (const Node& node : nodes) {
+    if (node.op == NodeOp::kPlaceholder || node.op == NodeOp::kOutput) continue;
+    std::optional<QConfig> qconfig = node_qconfig(gm, mapping, node);
+    if (!qconfig) continue;
+    const OpRule& rule = *op_rule(node_kind(gm, node));
+    gm.qconfigs[node.name] = *qconfig;
+
+    if (rule.output == OutputRule::kShareInputObserver) {
+      // Follows its input: quantized only when the input is.
+      const std::string& input = node.inputs.at(0);
+      if (!quantized.count(input)) continue;
+      if (deferred.count(input)) {
+        // add -> relu: one observer after the relu, as the (relu, add) pattern has it.
+        inserter.observe(node.name, qconfig->activation);
+      } else {
+        inserter.share(node.name, input);
+      }
+      quantized.insert(node.name);
+      continue;
+    }
+
+    if (node_kind(gm, node) == "Dropout" && !quantized.count(node.inputs.at(0))) continue;
+    for (const std::string& input : node.inputs) inserter.observe(input, qconfig->activation);
+    for (const std::string& input : node.inputs) quantized.insert(input);
+    quantized.insert(node.name);
+
+    std::vector<std::string> users = gm.graph.users(node.name);
+    bool relu_follows = node.target == "add" && users.size() == 1 &&
+                        is_relu(node_kind(gm, gm.graph.node(users[0]))) &&
+                        node_qconfig(gm, mapping, gm.graph.node(users[0])).has_value();
+    if (relu_follows) {
+      deferred.insert(node.name);
+    } else {
+      inserter.observe(node.name, qconfig->activation);
+    }
+  }
+  lint(gm);
+  return gm;
+}
+
+}  // namespace qb
