@@ -27,6 +27,7 @@
 #include "models/zoo.h"
 #include "quant/calibrate.h"
 #include "quant/convert.h"
+#include "quant/eager.h"
 #include "quant/interpreter.h"
 #include "quant/prepare.h"
 #include "quant/quantized_ops.h"
@@ -91,8 +92,8 @@ class Sweep {
   }
 
   void run() {
-    GraphModule fp32 = build_model(s_.architecture, s_.zoo);
-    load_state_dict_strict(fp32.state_dict(), read_state_dict(s_.checkpoint), s_.checkpoint);
+    weights_ = read_state_dict(s_.checkpoint);
+    GraphModule fp32 = load_model(/*quantizable=*/false);
     std::cerr << "model " << s_.architecture << " (" << s_.checkpoint << "), evaluated on "
               << test_.describe() << "\n";
     evaluate("fp32", fp32, nlohmann::json::object());
@@ -107,7 +108,8 @@ class Sweep {
       ConvertOptions options;
       options.engine = variant.engine;
       options.allow_uncalibrated = variant.calibration_samples == 0;
-      GraphModule int8 = convert(it->second, options);
+      GraphModule int8 = variant.mode == "eager" ? convert_eager(it->second, options)
+                                                 : convert(it->second, options);
       evaluate(variant.name(), int8,
                {{"mode", variant.mode},
                 {"engine", variant.engine},
@@ -123,13 +125,24 @@ class Sweep {
   }
 
  private:
+  // The zoo model with the checkpoint's weights; `quantizable` gives the eager-ready
+  // form (QuantStub, FloatFunctional adds) torchvision's quantization models use.
+  GraphModule load_model(bool quantizable) const {
+    ZooOptions zoo = s_.zoo;
+    zoo.quantizable = quantizable;
+    GraphModule gm = build_model(s_.architecture, zoo);
+    load_state_dict_strict(gm.state_dict(), weights_, s_.checkpoint);
+    return gm;
+  }
+
   GraphModule prepare_and_calibrate(const GraphModule& fp32, const QuantVariant& variant) {
-    if (variant.mode != "graph") {
-      throw std::invalid_argument("quantization mode '" + variant.mode + "' is not supported yet");
-    }
     QConfigMapping mapping;
     mapping.set_global(variant_qconfig(variant));
-    GraphModule prepared = prepare(fp32, mapping);
+    GraphModule prepared =
+        variant.mode == "eager"
+            ? prepare_eager(fuse_modules(load_model(true), fuse_model_groups(s_.architecture)),
+                            mapping)
+            : prepare(fp32, mapping);
     if (variant.calibration_samples == 0) return prepared;
 
     // The first N of a seeded shuffle of the calibration split: every variant
@@ -204,6 +217,7 @@ class Sweep {
   }
 
   SweepSettings s_;
+  StateDict weights_;
   const Dataset& test_;
   const Dataset& calibration_;
   Environment environment_;

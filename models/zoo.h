@@ -26,6 +26,17 @@ struct ZooOptions {
   std::optional<int64_t> in_channels;
   /// Seeds the weight initialisation.
   uint64_t seed = 0;
+  /// Builds the model as torchvision.models.quantization does, ready for eager-mode
+  /// quantization (quant/eager.h): a QuantStub `quant` after the input and a DeQuantStub
+  /// `dequant` before the output (registered last, as QuantizableResNet and
+  /// QuantizableMobileNetV2 add them after the float model's modules), residual sums in
+  /// FloatFunctional modules (BasicBlock `add_relu`, Bottleneck `skip_add_relu` called as
+  /// add_relu, with ReLUs `relu1`/`relu2`; MobileNetV2 `skip_add` called as add), and every
+  /// ReLU6 replaced by ReLU (torchvision's _replace_relu). The state_dict is unchanged.
+  /// FloatFunctionals are registered only where they are called (torchvision registers
+  /// `skip_add` in every inverted residual, and Bottleneck keeps its unused `relu`), as
+  /// an FX trace keeps only the modules it calls; none of them holds tensors.
+  bool quantizable = false;
 };
 
 /// torchvision.models.resnet18: BasicBlocks [2, 2, 2, 2].
@@ -47,5 +58,12 @@ GraphModule fmnist_resnet8(const ZooOptions& options);
 GraphModule build_model(const std::string& architecture, const ZooOptions& options);
 /// The names build_model accepts, sorted.
 std::vector<std::string> zoo_architectures();
+
+/// The module groups torchvision's fuse_model() hands to fuse_modules for `architecture`,
+/// in the order it does (a ResNet's stem, then per block conv-bn(-relu) and its
+/// downsample; MobileNetV2 per inverted residual its projection conv-bn before its
+/// conv-bn-relu layers). Meant for the quantizable form; in the plain ResNets a block's
+/// relu is called twice, which fuse_modules rejects. Unknown names throw like build_model.
+std::vector<std::vector<std::string>> fuse_model_groups(const std::string& architecture);
 
 }  // namespace qb

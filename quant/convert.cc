@@ -34,19 +34,6 @@ ActivationQParams activation_qparams(const QParams& q) {
           q.dtype == QDtype::kQInt8 ? "qint8" : "quint8"};
 }
 
-at::Tensor quantize_weight(const at::Tensor& weight, const ObserverSpec& spec) {
-  std::unique_ptr<Observer> observer = make_observer(spec);
-  observer->forward({weight.detach()});
-  QParams q = observer->calculate_qparams();
-  at::ScalarType dtype = q.dtype == QDtype::kQInt8 ? at::kQInt8 : at::kQUInt8;
-  if (q.qscheme == QScheme::kPerChannelAffine || q.qscheme == QScheme::kPerChannelSymmetric) {
-    return at::quantize_per_channel(weight.detach(), q.scale.to(at::kDouble),
-                                    q.zero_point.to(at::kLong), q.axis, dtype);
-  }
-  return at::quantize_per_tensor(weight.detach(), q.scale.item<double>(),
-                                 q.zero_point.item<int64_t>(), dtype);
-}
-
 // Builds the converted graph node by node. Each value of the prepared graph may
 // exist in fp32, in int8, or both; conversions are emitted once, on first need.
 class Lowering {
@@ -241,10 +228,57 @@ class Lowering {
 
 }  // namespace
 
+at::Tensor quantize_weight(const at::Tensor& weight, const ObserverSpec& spec) {
+  std::unique_ptr<Observer> observer = make_observer(spec);
+  observer->forward({weight.detach()});
+  QParams q = observer->calculate_qparams();
+  at::ScalarType dtype = q.dtype == QDtype::kQInt8 ? at::kQInt8 : at::kQUInt8;
+  if (q.qscheme == QScheme::kPerChannelAffine || q.qscheme == QScheme::kPerChannelSymmetric) {
+    return at::quantize_per_channel(weight.detach(), q.scale.to(at::kDouble),
+                                    q.zero_point.to(at::kLong), q.axis, dtype);
+  }
+  return at::quantize_per_tensor(weight.detach(), q.scale.item<double>(),
+                                 q.zero_point.item<int64_t>(), dtype);
+}
+
 GraphModule convert(const GraphModule& prepared, const ConvertOptions& options) {
   select_engine(options.engine);
   Lowering lowering(prepared, options);
   return lowering.run();
+}
+
+}  // namespace qb
+
+namespace qb {
+
+DomainReport quantization_domains(const GraphModule& converted) {
+  // A value is int8 when an int8 kernel or quantize produced it; other ops keep
+  // the domain of their first input, dequantize leaves it.
+  std::map<std::string, bool> int8;
+  DomainReport report;
+  for (const Node& node : converted.graph.nodes()) {
+    if (node.op == NodeOp::kPlaceholder || node.op == NodeOp::kOutput) {
+      int8[node.name] = false;
+      continue;
+    }
+    bool produces_int8;
+    if (node.target == "quantize_per_tensor") {
+      produces_int8 = true;
+    } else if (node.target == "dequantize") {
+      produces_int8 = false;
+    } else if (node.op == NodeOp::kCallFunction && node.target.rfind("quantized_", 0) == 0) {
+      produces_int8 = true;
+    } else if (node.op == NodeOp::kCallModule &&
+               converted.module(node.target).kind().rfind("Quantized", 0) == 0) {
+      produces_int8 = true;
+    } else {
+      produces_int8 = !node.inputs.empty() && int8[node.inputs[0]];
+    }
+    int8[node.name] = produces_int8;
+    if (node.target == "quantize_per_tensor" || node.target == "dequantize") continue;
+    (produces_int8 ? report.int8_nodes : report.fp32_nodes).push_back(node.name);
+  }
+  return report;
 }
 
 }  // namespace qb

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "quant/graph_module.h"
+#include "quant/observers.h"
 
 namespace qb {
 
@@ -21,6 +22,10 @@ struct ConvertOptions {
 /// The int8 model for a prepared (and calibrated) `prepared`, which is left untouched.
 /// Selects `options.engine` as LibTorch's quantized engine.
 GraphModule convert(const GraphModule& prepared, const ConvertOptions& options);
+
+/// A weight quantized as nnq.Conv2d.from_float does: the qconfig's weight observer
+/// measures it and its qparams quantize it (per channel along the observer's axis, or per tensor).
+at::Tensor quantize_weight(const at::Tensor& weight, const ObserverSpec& spec);
 
 /// Names of the nodes that run int8 kernels, and of those that run in fp32 (for reports).
 struct DomainReport {

@@ -6,7 +6,10 @@
 
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
+
+#include "quant/graph.h"
 
 namespace qb {
 
@@ -16,6 +19,10 @@ struct TensorSlot {
   at::Tensor tensor;
   bool is_parameter;
 };
+
+/// A module's constructor arguments by name ("stride" -> 2): with kind() and the tensors,
+/// what it takes to rebuild the module (quant/serialize.h).
+using ModuleConfig = std::vector<std::pair<std::string, Attr>>;
 
 /// A layer: named tensors plus a forward function over ATen tensors.
 class Module {
@@ -28,6 +35,8 @@ class Module {
   virtual at::Tensor forward(const std::vector<at::Tensor>& inputs) = 0;
   /// The arguments PyTorch prints inside `Kind(...)`.
   virtual std::string extra_repr() const { return ""; }
+  /// The constructor arguments; modules that take none keep this empty default.
+  virtual ModuleConfig config() const { return {}; }
   /// A deep copy: tensors are cloned, so the copy can be changed freely.
   virtual std::unique_ptr<Module> clone() const = 0;
 

@@ -20,6 +20,14 @@ std::string py_float(double v) {
 }
 }  // namespace
 
+ModuleConfig conv2d_config(const Conv2dOptions& options) {
+  const auto& o = options;
+  return {{"in_channels", o.in_channels}, {"out_channels", o.out_channels},
+          {"kernel_size", o.kernel_size}, {"stride", o.stride},
+          {"padding", o.padding},         {"dilation", o.dilation},
+          {"groups", o.groups},           {"bias", int64_t{o.bias}}};
+}
+
 Conv2d::Conv2d(const Conv2dOptions& options) : options_(options) {
   const auto& o = options_;
   register_parameter("weight", at::zeros({o.out_channels, o.in_channels / o.groups, o.kernel_size,
@@ -71,6 +79,10 @@ std::string BatchNorm2d::extra_repr() const {
          ", momentum=" + py_float(momentum_) + ", affine=True, track_running_stats=True";
 }
 
+ModuleConfig BatchNorm2d::config() const {
+  return {{"num_features", num_features_}, {"eps", eps_}, {"momentum", momentum_}};
+}
+
 Linear::Linear(int64_t in_features, int64_t out_features, bool bias)
     : in_features_(in_features), out_features_(out_features) {
   register_parameter("weight", at::zeros({out_features, in_features}));
@@ -88,6 +100,12 @@ std::string Linear::extra_repr() const {
   return "in_features=" + std::to_string(in_features_) +
          ", out_features=" + std::to_string(out_features_) +
          ", bias=" + (tensors().size() > 1 ? "True" : "False");
+}
+
+ModuleConfig Linear::config() const {
+  return {{"in_features", in_features_},
+          {"out_features", out_features_},
+          {"bias", int64_t{tensors().size() > 1}}};
 }
 
 at::Tensor ReLU::forward(const std::vector<at::Tensor>& inputs) {
@@ -111,6 +129,10 @@ std::string MaxPool2d::extra_repr() const {
          ", padding=" + std::to_string(padding_) + ", dilation=1, ceil_mode=False";
 }
 
+ModuleConfig MaxPool2d::config() const {
+  return {{"kernel_size", kernel_size_}, {"stride", stride_}, {"padding", padding_}};
+}
+
 AdaptiveAvgPool2d::AdaptiveAvgPool2d(int64_t output_height, int64_t output_width)
     : output_height_(output_height), output_width_(output_width) {}
 
@@ -121,6 +143,10 @@ at::Tensor AdaptiveAvgPool2d::forward(const std::vector<at::Tensor>& inputs) {
 std::string AdaptiveAvgPool2d::extra_repr() const {
   return "output_size=(" + std::to_string(output_height_) + ", " + std::to_string(output_width_) +
          ")";
+}
+
+ModuleConfig AdaptiveAvgPool2d::config() const {
+  return {{"output_height", output_height_}, {"output_width", output_width_}};
 }
 
 at::Tensor Dropout::forward(const std::vector<at::Tensor>& inputs) {

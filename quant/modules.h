@@ -20,6 +20,9 @@ struct Conv2dOptions {
   bool bias = true;
 };
 
+/// The options as config() entries (bias as 0 or 1); QuantizedConv2d shares them.
+ModuleConfig conv2d_config(const Conv2dOptions& options);
+
 /// Fusion turns it into PyTorch's ConvReLU2d (conv then relu in one module).
 class Conv2d : public ModuleBase<Conv2d> {
  public:
@@ -30,6 +33,7 @@ class Conv2d : public ModuleBase<Conv2d> {
   bool fused_relu() const { return fused_relu_; }
   at::Tensor forward(const std::vector<at::Tensor>& inputs) override;
   std::string extra_repr() const override;
+  ModuleConfig config() const override { return conv2d_config(options_); }
   const Conv2dOptions& options() const { return options_; }
 
  private:
@@ -44,6 +48,7 @@ class BatchNorm2d : public ModuleBase<BatchNorm2d> {
   std::string kind() const override { return "BatchNorm2d"; }
   at::Tensor forward(const std::vector<at::Tensor>& inputs) override;
   std::string extra_repr() const override;
+  ModuleConfig config() const override;
   int64_t num_features() const { return num_features_; }
   double eps() const { return eps_; }
   double momentum() const { return momentum_; }
@@ -64,6 +69,7 @@ class Linear : public ModuleBase<Linear> {
   bool fused_relu() const { return fused_relu_; }
   at::Tensor forward(const std::vector<at::Tensor>& inputs) override;
   std::string extra_repr() const override;
+  ModuleConfig config() const override;
   int64_t in_features() const { return in_features_; }
   int64_t out_features() const { return out_features_; }
 
@@ -94,6 +100,10 @@ class MaxPool2d : public ModuleBase<MaxPool2d> {
   std::string kind() const override { return "MaxPool2d"; }
   at::Tensor forward(const std::vector<at::Tensor>& inputs) override;
   std::string extra_repr() const override;
+  ModuleConfig config() const override;
+  int64_t kernel_size() const { return kernel_size_; }
+  int64_t stride() const { return stride_; }
+  int64_t padding() const { return padding_; }
 
  private:
   int64_t kernel_size_;
@@ -108,6 +118,9 @@ class AdaptiveAvgPool2d : public ModuleBase<AdaptiveAvgPool2d> {
   std::string kind() const override { return "AdaptiveAvgPool2d"; }
   at::Tensor forward(const std::vector<at::Tensor>& inputs) override;
   std::string extra_repr() const override;
+  ModuleConfig config() const override;
+  int64_t output_height() const { return output_height_; }
+  int64_t output_width() const { return output_width_; }
 
  private:
   int64_t output_height_;
@@ -121,6 +134,8 @@ class Dropout : public ModuleBase<Dropout> {
   std::string kind() const override { return "Dropout"; }
   at::Tensor forward(const std::vector<at::Tensor>& inputs) override;
   std::string extra_repr() const override;
+  ModuleConfig config() const override { return {{"p", p_}}; }
+  double p() const { return p_; }
 
  private:
   double p_;

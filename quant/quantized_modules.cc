@@ -39,7 +39,11 @@ c10::List<int64_t> square(int64_t v) { return c10::List<int64_t>({v, v}); }
 
 QuantizedConv2d::QuantizedConv2d(const Conv2dOptions& options, bool relu, at::Tensor weight,
                                  at::Tensor bias, double scale, int64_t zero_point)
-    : options_(options), relu_(relu), scale_(scale), zero_point_(zero_point) {
+    : options_(options),
+      relu_(relu),
+      scale_(scale),
+      zero_point_(zero_point),
+      engine_(current_engine()) {
   // The kernels accept a missing bias, but a zero bias keeps the state dict uniform.
   if (!bias.defined()) bias = at::zeros({options.out_channels});
   packed_ = call_quantized_op("quantized::conv2d_prepack", "",
@@ -68,9 +72,16 @@ std::string QuantizedConv2d::extra_repr() const {
   return s;
 }
 
+ModuleConfig QuantizedConv2d::config() const {
+  ModuleConfig config = conv2d_config(options_);
+  config.emplace_back("scale", scale_);
+  config.emplace_back("zero_point", zero_point_);
+  return config;
+}
+
 QuantizedLinear::QuantizedLinear(bool relu, at::Tensor weight, at::Tensor bias, double scale,
                                  int64_t zero_point)
-    : relu_(relu), scale_(scale), zero_point_(zero_point) {
+    : relu_(relu), scale_(scale), zero_point_(zero_point), engine_(current_engine()) {
   if (!bias.defined()) bias = at::zeros({weight.size(0)});
   packed_ = call_quantized_op("quantized::linear_prepack", "",
                               {weight, c10::optional<at::Tensor>(bias)});
@@ -91,6 +102,10 @@ std::string QuantizedLinear::extra_repr() const {
   return "in_features=" + std::to_string(weight.size(1)) +
          ", out_features=" + std::to_string(weight.size(0)) + ", scale=" + py_float(scale_) +
          ", zero_point=" + std::to_string(zero_point_) + ", qscheme=" + weight_qscheme(weight);
+}
+
+ModuleConfig QuantizedLinear::config() const {
+  return {{"scale", scale_}, {"zero_point", zero_point_}};
 }
 
 }  // namespace qb

@@ -1,0 +1,586 @@
+#include "quant/eager.h"
+
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <optional>
+#include <set>
+#include <stdexcept>
+
+#include "quant/fuse.h"
+#include "quant/modules.h"
+#include "quant/observers.h"
+#include "quant/quantized_modules.h"
+#include "quant/quantized_ops.h"
+#include "quant/stubs.h"
+
+namespace qb {
+
+namespace {
+
+constexpr const char* kObserverSuffix = ".activation_post_process";
+
+std::string joined(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& item : items) out += (out.empty() ? "" : ", ") + item;
+  return out;
+}
+
+// The nodes that call the module at `path`, in graph order.
+std::vector<const Node*> callers(const Graph& graph, const std::string& path) {
+  std::vector<const Node*> result;
+  for (const Node& node : graph.nodes()) {
+    if (node.op == NodeOp::kCallModule && node.target == path) result.push_back(&node);
+  }
+  return result;
+}
+
+// ---- fuse_modules -----------------------------------------------------------------
+
+// fuser_method_mappings.py's DEFAULT_OP_LIST_TO_FUSER_METHOD, for the layers we have.
+bool fusable(const std::vector<std::string>& kinds) {
+  static const std::set<std::vector<std::string>> patterns = {
+      {"Conv2d", "BatchNorm2d"},
+      {"Conv2d", "BatchNorm2d", "ReLU"},
+      {"Conv2d", "ReLU"},
+      {"Linear", "ReLU"},
+  };
+  return patterns.count(kinds) != 0;
+}
+
+// The module that replaces the group's first one: a new module, never an edited one,
+// since the input model's modules are shared with the copy.
+std::shared_ptr<Module> fused_module(const GraphModule& gm, const std::vector<std::string>& group,
+                                     const std::vector<std::string>& kinds) {
+  const Module& head = gm.module(group[0]);
+  const bool relu = kinds.back() == "ReLU";
+  if (kinds[0] == "Linear") {
+    std::unique_ptr<Module> linear = head.clone();
+    static_cast<Linear&>(*linear).fuse_relu();
+    return linear;
+  }
+  const auto& conv = dynamic_cast<const Conv2d&>(head);
+  const bool batch_norm = kinds[1] == "BatchNorm2d";
+  Conv2dOptions options = conv.options();
+  options.bias = options.bias || batch_norm;  // folding gives the conv a bias
+  auto fused = std::make_shared<Conv2d>(options);
+  at::Tensor weight = conv.tensor("weight").detach().clone();
+  at::Tensor bias = conv.options().bias ? conv.tensor("bias").detach().clone() : at::Tensor();
+  if (batch_norm) {
+    const auto& bn = dynamic_cast<const BatchNorm2d&>(gm.module(group[1]));
+    std::tie(weight, bias) =
+        fold_batch_norm(weight, bias, bn.tensor("running_mean"), bn.tensor("running_var"), bn.eps(),
+                        bn.tensor("weight"), bn.tensor("bias"));
+  }
+  fused->set_tensor("weight", weight);
+  if (bias.defined()) fused->set_tensor("bias", bias);
+  if (relu) fused->fuse_relu();
+  return fused;
+}
+
+void fuse_group(GraphModule& gm, const std::vector<std::string>& group) {
+  auto fail = [&](const std::string& problem) {
+    throw std::invalid_argument("fuse_modules: group [" + joined(group) + "]: " + problem);
+  };
+  std::vector<std::string> kinds;
+  std::vector<const Node*> nodes;
+  for (const std::string& path : group) {
+    if (!gm.has_module(path)) fail("no module '" + path + "'");
+    kinds.push_back(gm.module(path).kind());
+  }
+  if (!fusable(kinds)) {
+    fail("(" + joined(kinds) +
+         ") is not a supported pattern; fuse_modules fuses (Conv2d, BatchNorm2d), "
+         "(Conv2d, BatchNorm2d, ReLU), (Conv2d, ReLU) and (Linear, ReLU)");
+  }
+  for (const std::string& path : group) {
+    std::vector<const Node*> calls = callers(gm.graph, path);
+    if (calls.empty()) fail("module '" + path + "' is not called by any node (fused already?)");
+    if (calls.size() > 1) {
+      std::vector<std::string> names;
+      for (const Node* node : calls) names.push_back(node->name);
+      fail("module '" + path + "' is called by " + std::to_string(calls.size()) + " nodes (" +
+           joined(names) + "); only a module called once can be fused");
+    }
+    if (gm.module(path).training()) {
+      fail("module '" + path + "' is in training mode; fuse_modules fuses eval-mode modules");
+    }
+    nodes.push_back(calls[0]);
+  }
+  for (size_t i = 1; i < group.size(); ++i) {
+    const Node& previous = *nodes[i - 1];
+    if (nodes[i]->inputs != std::vector<std::string>{previous.name}) {
+      fail("module '" + group[i] + "' does not take the output of '" + group[i - 1] +
+           "' as its only input");
+    }
+    std::vector<std::string> readers = gm.graph.users(previous.name);
+    if (readers.size() != 1) {
+      fail("the output of module '" + group[i - 1] + "' is also read by '" +
+           (readers[0] == nodes[i]->name ? readers[1] : readers[0]) + "'");
+    }
+  }
+
+  gm.replace_module(group[0], fused_module(gm, group, kinds));
+  // The fused module now does the others' work: their nodes go, their readers read it.
+  std::vector<std::string> doomed;
+  for (size_t i = 1; i < nodes.size(); ++i) doomed.push_back(nodes[i]->name);
+  for (const std::string& name : doomed) {
+    gm.graph.replace_all_uses(name, gm.graph.node(name).inputs.at(0));
+    gm.graph.erase(name);
+  }
+}
+
+// ---- prepare_eager ----------------------------------------------------------------
+
+// add_observer_ in quantize.py with the default propagation list, for the kinds our IR
+// has: leaves in DEFAULT_STATIC_QUANT_MODULE_MAPPINGS minus DeQuantStub (skipped by
+// insert_activation_post_process) and Dropout (skipped by add_observer_), fused modules,
+// and FloatFunctional (observed from inside its methods). ReLU, pooling and Identity are
+// in no mapping: their outputs stay unobserved.
+bool observes_output(const std::string& kind) {
+  static const std::set<std::string> kinds = {"QuantStub", "Conv2d",         "ConvReLU2d",
+                                              "Linear",    "LinearReLU",     "BatchNorm2d",
+                                              "ReLU6",     "FloatFunctional"};
+  return kinds.count(kind) != 0;
+}
+
+// Whether the module at `path` is an observer prepare_eager attached
+// ("conv1.activation_post_process").
+bool is_observer(const GraphModule& gm, const std::string& path) {
+  const std::string suffix = kObserverSuffix;
+  return path.size() > suffix.size() &&
+         path.compare(path.size() - suffix.size(), suffix.size(), suffix) == 0 &&
+         dynamic_cast<const Observer*>(&gm.module(path)) != nullptr;
+}
+
+// "conv1.activation_post_process" -> "conv1".
+std::string observed_path(const std::string& observer_path) {
+  return observer_path.substr(0, observer_path.size() - std::string(kObserverSuffix).size());
+}
+
+// ---- convert_eager ----------------------------------------------------------------
+
+// PyTorch prints a one-element float tensor as tensor([0.0079]), tensor([1.]) or, for
+// values below 1e-4 or from 1e8 on, tensor([1.2000e-05]).
+std::string float_tensor_repr(double value) {
+  char buffer[64];
+  double magnitude = std::fabs(value);
+  if (value == std::nearbyint(value) && magnitude < 1e8) {
+    std::snprintf(buffer, sizeof buffer, "%.0f.", value);
+  } else if (magnitude < 1e-4 || magnitude >= 1e8) {
+    std::snprintf(buffer, sizeof buffer, "%.4e", value);
+  } else {
+    std::snprintf(buffer, sizeof buffer, "%.4f", value);
+  }
+  return std::string("tensor([") + buffer + "])";
+}
+
+// Python's repr of a float: the shortest text that reads back the same ("0.5", "1.0").
+std::string py_float(double value) {
+  char buffer[64];
+  auto result = std::to_chars(buffer, buffer + sizeof buffer, value);
+  std::string text(buffer, result.ptr);
+  if (text.find_first_of(".en") == std::string::npos) text += ".0";
+  return text;
+}
+
+at::ScalarType scalar_type(QDtype dtype) {
+  return dtype == QDtype::kQInt8 ? at::kQInt8 : at::kQUInt8;
+}
+
+// nnq.Quantize: the converted QuantStub.
+class Quantize : public ModuleBase<Quantize> {
+ public:
+  Quantize(double scale, int64_t zero_point, QDtype dtype)
+      : scale_(scale), zero_point_(zero_point), dtype_(dtype) {
+    register_buffer("scale", at::full({1}, scale, at::kFloat));
+    register_buffer("zero_point", at::full({1}, zero_point, at::kLong));
+  }
+  std::string kind() const override { return "Quantize"; }
+  at::Tensor forward(const std::vector<at::Tensor>& inputs) override {
+    return at::quantize_per_tensor(only_input(inputs), scale_, zero_point_, scalar_type(dtype_));
+  }
+  std::string extra_repr() const override {
+    return "scale=" + float_tensor_repr(scale_) + ", zero_point=tensor([" +
+           std::to_string(zero_point_) + "]), dtype=torch." + to_string(dtype_);
+  }
+
+ private:
+  double scale_;
+  int64_t zero_point_;
+  QDtype dtype_;
+};
+
+// nnq.DeQuantize: the converted DeQuantStub. An fp32 input passes through, as
+// Tensor.dequantize() leaves it.
+class DeQuantize : public ModuleBase<DeQuantize> {
+ public:
+  std::string kind() const override { return "DeQuantize"; }
+  at::Tensor forward(const std::vector<at::Tensor>& inputs) override {
+    return only_input(inputs).dequantize();
+  }
+};
+
+// nnq.QFunctional: the converted FloatFunctional, its method on LibTorch's quantized
+// kernels with the observed output qparams. Like PyTorch's, its state_dict holds them.
+class QFunctional : public ModuleBase<QFunctional> {
+ public:
+  QFunctional(std::string method, int64_t dim, double scale, int64_t zero_point)
+      : method_(std::move(method)), dim_(dim), scale_(scale), zero_point_(zero_point) {
+    register_buffer("scale", at::scalar_tensor(scale, at::kFloat));
+    register_buffer("zero_point", at::scalar_tensor(zero_point, at::kLong));
+  }
+  std::string kind() const override { return "QFunctional"; }
+  at::Tensor forward(const std::vector<at::Tensor>& inputs) override {
+    if (method_ == "cat") {
+      return call_quantized_op("quantized::cat", "",
+                               {c10::List<at::Tensor>(inputs), dim_, c10::optional<double>(scale_),
+                                c10::optional<int64_t>(zero_point_)})
+          .toTensor();
+    }
+    if (inputs.size() != 2) {
+      throw std::invalid_argument("QFunctional." + method_ + " takes 2 inputs, got " +
+                                  std::to_string(inputs.size()));
+    }
+    return call_quantized_op("quantized::" + method_, "",
+                             {inputs[0], inputs[1], scale_, zero_point_})
+        .toTensor();
+  }
+  std::string extra_repr() const override {
+    return "scale=" + py_float(scale_) + ", zero_point=" + std::to_string(zero_point_);
+  }
+
+ private:
+  std::string method_;
+  int64_t dim_;
+  double scale_;
+  int64_t zero_point_;
+};
+
+// nnq.BatchNorm2d: a BatchNorm left unfused, on int8 tensors with observed output qparams.
+class QuantizedBatchNorm2d : public ModuleBase<QuantizedBatchNorm2d> {
+ public:
+  QuantizedBatchNorm2d(const BatchNorm2d& bn, double scale, int64_t zero_point)
+      : eps_(bn.eps()), scale_(scale), zero_point_(zero_point), repr_(bn.extra_repr()) {
+    for (const auto& slot : bn.tensors()) {
+      if (slot.is_parameter) {
+        register_parameter(slot.name, slot.tensor.detach().clone());
+      } else {
+        register_buffer(slot.name, slot.tensor.detach().clone());
+      }
+    }
+    register_buffer("scale", at::scalar_tensor(scale, at::kFloat));
+    register_buffer("zero_point", at::scalar_tensor(zero_point, at::kLong));
+  }
+  std::string kind() const override { return "QuantizedBatchNorm2d"; }
+  at::Tensor forward(const std::vector<at::Tensor>& inputs) override {
+    return call_quantized_op("quantized::batch_norm2d", "",
+                             {only_input(inputs), c10::optional<at::Tensor>(tensor("weight")),
+                              c10::optional<at::Tensor>(tensor("bias")), tensor("running_mean"),
+                              tensor("running_var"), eps_, scale_, zero_point_})
+        .toTensor();
+  }
+  std::string extra_repr() const override { return repr_; }
+
+ private:
+  double eps_;
+  double scale_;
+  int64_t zero_point_;
+  std::string repr_;
+};
+
+// Which tensors an op takes and gives, for placing dequantize nodes.
+enum class Takes { kFloat, kQuantized, kEither };
+enum class Gives { kFloat, kQuantized, kLikeInput };
+struct DomainRule {
+  Takes takes;
+  Gives gives;
+};
+
+// By the kind of the module in the converted model. Unlisted kinds compute in fp32.
+DomainRule module_rule(const std::string& kind) {
+  static const std::map<std::string, DomainRule> rules = {
+      {"Quantize", {Takes::kFloat, Gives::kQuantized}},
+      {"DeQuantize", {Takes::kEither, Gives::kFloat}},
+      {"QuantizedConv2d", {Takes::kQuantized, Gives::kQuantized}},
+      {"QuantizedConvReLU2d", {Takes::kQuantized, Gives::kQuantized}},
+      {"QuantizedLinear", {Takes::kQuantized, Gives::kQuantized}},
+      {"QuantizedLinearReLU", {Takes::kQuantized, Gives::kQuantized}},
+      {"QuantizedBatchNorm2d", {Takes::kQuantized, Gives::kQuantized}},
+      {"QFunctional", {Takes::kQuantized, Gives::kQuantized}},
+      // Identities (stubs left without a qconfig) and ops with int8 kernels that keep
+      // their input's qparams.
+      {"QuantStub", {Takes::kEither, Gives::kLikeInput}},
+      {"DeQuantStub", {Takes::kEither, Gives::kLikeInput}},
+      {"Identity", {Takes::kEither, Gives::kLikeInput}},
+      {"Dropout", {Takes::kEither, Gives::kLikeInput}},
+      {"ReLU", {Takes::kEither, Gives::kLikeInput}},
+      {"ReLU6", {Takes::kEither, Gives::kLikeInput}},
+      {"MaxPool2d", {Takes::kEither, Gives::kLikeInput}},
+      {"AdaptiveAvgPool2d", {Takes::kEither, Gives::kLikeInput}},
+  };
+  auto it = rules.find(kind);
+  return it == rules.end() ? DomainRule{Takes::kFloat, Gives::kFloat} : it->second;
+}
+
+// By call_function target: the functions with int8 kernels that keep the input's qparams.
+DomainRule function_rule(const std::string& function) {
+  static const std::set<std::string> either = {"flatten", "relu", "adaptive_avg_pool2d"};
+  if (either.count(function)) return {Takes::kEither, Gives::kLikeInput};
+  return {Takes::kFloat, Gives::kFloat};
+}
+
+struct ActivationQParams {
+  double scale;
+  int64_t zero_point;
+  QDtype dtype;
+};
+
+// Builds the converted model: the prepared module table with observers dropped and
+// prepared modules swapped, then the graph with observer nodes removed and dequantize
+// nodes where an fp32 op meets an int8 value.
+class EagerConversion {
+ public:
+  EagerConversion(const GraphModule& prepared, const ConvertOptions& options)
+      : prepared_(prepared), options_(options) {}
+
+  GraphModule run() {
+    lint(prepared_);
+    collect_qparams();
+    for (const auto& [path, module] : prepared_.modules()) {
+      if (is_observer(prepared_, path)) continue;
+      std::shared_ptr<Module> swapped = swap(path, *module);
+      out_.add_module(path, swapped ? swapped : module);
+    }
+    for (const Node& node : prepared_.graph.nodes()) lower(node);
+    lint(out_);
+    return std::move(out_);
+  }
+
+ private:
+  // A value of the prepared graph in the converted one: the node that produces it, in
+  // the domain it is born in, and the dequantized form once something needs it.
+  struct Value {
+    std::string node;
+    bool quantized = false;
+    std::string dequantized;
+  };
+
+  // Every observer's qparams by observed module path; an observer that saw no data is an
+  // error naming its first node unless allowed.
+  void collect_qparams() {
+    for (const Node& node : prepared_.graph.nodes()) {
+      if (node.op != NodeOp::kCallModule || !is_observer(prepared_, node.target)) continue;
+      const std::string observed = observed_path(node.target);
+      if (qparams_.count(observed)) continue;  // a module called twice shares its observer
+      const auto& observer = dynamic_cast<const Observer&>(prepared_.module(node.target));
+      if (!observer.calibrated() && !options_.allow_uncalibrated) {
+        throw GraphError("observer '" + node.name + "' (after '" + node.inputs.at(0) +
+                         "') has seen no data: calibrate before convert_eager, or allow "
+                         "uncalibrated conversion to use default qparams");
+      }
+      QParams q = observer.calculate_qparams();
+      qparams_.emplace(observed, ActivationQParams{q.scale.item<double>(),
+                                                   q.zero_point.item<int64_t>(), q.dtype});
+    }
+  }
+
+  // The qconfig of the module at `path`: prepare_eager records it under each node calling it.
+  const QConfig* qconfig_of(const std::string& path) const {
+    for (const Node* node : callers(prepared_.graph, path)) {
+      auto it = prepared_.qconfigs.find(node->name);
+      if (it != prepared_.qconfigs.end()) return &it->second;
+    }
+    return nullptr;
+  }
+
+  const ActivationQParams& output_qparams(const std::string& path) const {
+    auto it = qparams_.find(path);
+    if (it == qparams_.end()) {
+      throw GraphError("module '" + path +
+                       "' has a qconfig but no observer: was it prepared "
+                       "with prepare_eager?");
+    }
+    return it->second;
+  }
+
+  // swap_module: the quantized counterpart of a module that has a qconfig, or nullptr
+  // to keep the module as it is.
+  std::shared_ptr<Module> swap(const std::string& path, const Module& module) {
+    const QConfig* qconfig = qconfig_of(path);
+    if (!qconfig) return nullptr;
+    const std::string kind = module.kind();
+    if (kind == "DeQuantStub") return std::make_shared<DeQuantize>();
+    if (kind == "QuantStub") {
+      const ActivationQParams& q = output_qparams(path);
+      return std::make_shared<Quantize>(q.scale, q.zero_point, q.dtype);
+    }
+    if (const auto* functional = dynamic_cast<const FloatFunctional*>(&module)) {
+      const ActivationQParams& q = output_qparams(path);
+      return std::make_shared<QFunctional>(functional->method(), functional->dim(), q.scale,
+                                           q.zero_point);
+    }
+    if (const auto* bn = dynamic_cast<const BatchNorm2d*>(&module)) {
+      const ActivationQParams& q = output_qparams(path);
+      return std::make_shared<QuantizedBatchNorm2d>(*bn, q.scale, q.zero_point);
+    }
+    const auto* conv = dynamic_cast<const Conv2d*>(&module);
+    const auto* linear = dynamic_cast<const Linear*>(&module);
+    if (!conv && !linear) return nullptr;
+    const ActivationQParams& q = output_qparams(path);
+    at::Tensor weight = quantize_weight(module.tensor("weight"), qconfig->weight);
+    at::Tensor bias;
+    for (const auto& slot : module.tensors()) {
+      if (slot.name == "bias") bias = slot.tensor.detach().to(at::kFloat);
+    }
+    if (conv) {
+      return std::make_shared<QuantizedConv2d>(conv->options(), conv->fused_relu(), weight, bias,
+                                               q.scale, q.zero_point);
+    }
+    return std::make_shared<QuantizedLinear>(linear->fused_relu(), weight, bias, q.scale,
+                                             q.zero_point);
+  }
+
+  // `value` in fp32: dequantized once, on first need.
+  std::string as_float(const std::string& value) {
+    Value& v = values_.at(value);
+    if (!v.quantized) return v.node;
+    if (v.dequantized.empty()) v.dequantized = out_.graph.call_function("dequantize", {v.node});
+    return v.dequantized;
+  }
+
+  std::string as_quantized(const std::string& value, const Node& reader,
+                           const std::string& reader_kind) const {
+    const Value& v = values_.at(value);
+    if (v.quantized) return v.node;
+    throw GraphError("node '" + reader.name + "' (" + reader_kind +
+                     ") needs a quantized input, but '" + value +
+                     "' is fp32 there: in eager mode only a QuantStub or a quantized module "
+                     "produces int8 values (put a QuantStub before it, or give the module "
+                     "producing it a qconfig)");
+  }
+
+  void lower(const Node& node) {
+    switch (node.op) {
+      case NodeOp::kPlaceholder:
+        values_[node.name].node = out_.graph.placeholder(node.name);
+        return;
+      case NodeOp::kOutput: {
+        // Returned as they are, as PyTorch returns whatever the last module gives.
+        std::vector<std::string> results;
+        for (const auto& value : node.inputs) results.push_back(values_.at(value).node);
+        out_.graph.output(results);
+        return;
+      }
+      default:
+        break;
+    }
+    if (node.op == NodeOp::kCallModule && is_observer(prepared_, node.target)) {
+      values_[node.name] = values_.at(node.inputs.at(0));  // observers go with convert
+      return;
+    }
+    const bool is_module = node.op == NodeOp::kCallModule;
+    const std::string kind = is_module ? out_.module(node.target).kind() : node.target;
+    const DomainRule rule = is_module ? module_rule(kind) : function_rule(kind);
+
+    bool quantized_input = false;
+    std::vector<std::string> inputs;
+    for (const auto& value : node.inputs) {
+      switch (rule.takes) {
+        case Takes::kFloat:
+          inputs.push_back(as_float(value));
+          break;
+        case Takes::kQuantized:
+          inputs.push_back(as_quantized(value, node, kind));
+          break;
+        case Takes::kEither:
+          inputs.push_back(values_.at(value).node);
+          quantized_input = values_.at(value).quantized;
+          break;
+      }
+    }
+    Value result;
+    result.node = is_module ? out_.graph.call_module(node.target, inputs, node.name)
+                            : out_.graph.call_function(node.target, inputs, node.attrs, node.name);
+    result.quantized =
+        rule.gives == Gives::kQuantized || (rule.gives == Gives::kLikeInput && quantized_input);
+    values_[node.name] = result;
+  }
+
+  const GraphModule& prepared_;
+  ConvertOptions options_;
+  GraphModule out_;
+  std::map<std::string, ActivationQParams> qparams_;  // observed module path -> its output's
+  std::map<std::string, Value> values_;               // prepared value -> converted value
+};
+
+}  // namespace
+
+GraphModule fuse_modules(const GraphModule& model,
+                         const std::vector<std::vector<std::string>>& groups) {
+  GraphModule fused = model;  // modules stay shared until replaced by fused ones
+  for (const auto& group : groups) fuse_group(fused, group);
+  fused.remove_unused_modules();
+  lint(fused);
+  return fused;
+}
+
+GraphModule prepare_eager(const GraphModule& model, const QConfigMapping& mapping) {
+  lint(model);
+  GraphModule prepared;
+  prepared.graph = model.graph;
+  // propagate_qconfig_: a qconfig per module, recorded under every node calling it.
+  std::map<std::string, QConfig> observed;  // module path -> its qconfig
+  for (const Node& node : model.graph.nodes()) {
+    if (node.op != NodeOp::kCallModule) continue;
+    const std::string kind = model.module(node.target).kind();
+    std::optional<QConfig> qconfig = mapping.qconfig_for(node.target, kind);
+    if (!qconfig) continue;
+    prepared.qconfigs[node.name] = *qconfig;
+    if (observes_output(kind)) observed.emplace(node.target, *qconfig);
+  }
+  // Each observer right after its module, where PyTorch's activation_post_process child
+  // puts it in the state_dict.
+  for (const auto& [path, module] : model.modules()) {
+    prepared.add_module(path, module);
+    auto it = observed.find(path);
+    if (it != observed.end()) {
+      prepared.add_module(path + kObserverSuffix, make_observer(it->second.activation));
+    }
+  }
+  // The forward hook: every call of an observed module passes its output through the
+  // module's one observer.
+  for (const Node& node : model.graph.nodes()) {
+    if (node.op != NodeOp::kCallModule || !observed.count(node.target)) continue;
+    Node hook;
+    hook.op = NodeOp::kCallModule;
+    hook.target = node.target + kObserverSuffix;
+    hook.name = hook.target;
+    std::replace(hook.name.begin(), hook.name.end(), '.', '_');
+    hook.inputs = {node.name};
+    std::string name = prepared.graph.insert_after(node.name, hook);
+    prepared.graph.replace_all_uses(node.name, name);
+  }
+  lint(prepared);
+  return prepared;
+}
+
+std::vector<std::string> observed_modules(const GraphModule& prepared) {
+  std::vector<std::string> paths;
+  for (const auto& entry : prepared.modules()) {
+    const std::string& path = entry.first;
+    if (is_observer(prepared, path)) paths.push_back(observed_path(path));
+  }
+  return paths;
+}
+
+GraphModule convert_eager(const GraphModule& prepared, const ConvertOptions& options) {
+  select_engine(options.engine);
+  return EagerConversion(prepared, options).run();
+}
+
+}  // namespace qb
