@@ -1,6 +1,7 @@
 // Single-thread latency of ResNet-18 (224x224, batch 1) through the interpreter:
-// fp32 as built, fp32 with BatchNorm folded (what a frozen TorchScript model
-// runs), and int8 after graph-mode quantization on each available engine.
+// fp32 as built (NCHW), fp32 in the layout the sweep runs (BatchNorm folded, as a
+// frozen TorchScript model has it, and channels-last), and int8 after graph-mode
+// quantization on each available engine (channels-last).
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -12,13 +13,12 @@
 #include "quant/convert.h"
 #include "quant/fuse.h"
 #include "quant/interpreter.h"
+#include "quant/layout.h"
 #include "quant/prepare.h"
 #include "quant/quantized_ops.h"
 
 namespace qb {
 namespace {
-
-at::Tensor input() { return at::randn({1, 3, 224, 224}); }
 
 QConfigMapping mapping_for(const std::string& engine) {
   QConfigMapping mapping;
@@ -30,7 +30,7 @@ void run_model(benchmark::State& state, const GraphModule& gm) {
   at::set_num_threads(1);
   c10::InferenceMode no_autograd;
   Interpreter interpreter(gm);
-  at::Tensor x = input();
+  at::Tensor x = at::randn({1, 3, 224, 224});
   for (auto _ : state) benchmark::DoNotOptimize(interpreter.run(x));
 }
 
@@ -38,8 +38,8 @@ void BM_ResNet18_fp32(benchmark::State& state) {
   run_model(state, build_model("resnet18", {}));
 }
 
-void BM_ResNet18_fp32_bn_folded(benchmark::State& state) {
-  run_model(state, fuse(build_model("resnet18", {}), mapping_for("onednn")));
+void BM_ResNet18_fp32_folded_channels_last(benchmark::State& state) {
+  run_model(state, to_channels_last(fuse(build_model("resnet18", {}), mapping_for("onednn"))));
 }
 
 void BM_ResNet18_int8(benchmark::State& state, const std::string& engine) {
@@ -52,13 +52,13 @@ void BM_ResNet18_int8(benchmark::State& state, const std::string& engine) {
         return at::randn({2, 3, 224, 224});
       },
       {});
-  GraphModule converted = convert(prepared, {engine, false});
-  run_model(state, converted);
+  run_model(state, to_channels_last(convert(prepared, {engine, false})));
 }
 
 void register_benchmarks() {
   benchmark::RegisterBenchmark("resnet18/fp32", BM_ResNet18_fp32)->Unit(benchmark::kMillisecond);
-  benchmark::RegisterBenchmark("resnet18/fp32_bn_folded", BM_ResNet18_fp32_bn_folded)
+  benchmark::RegisterBenchmark("resnet18/fp32_folded_channels_last",
+                               BM_ResNet18_fp32_folded_channels_last)
       ->Unit(benchmark::kMillisecond);
   for (const std::string& engine : available_engines()) {
     benchmark::RegisterBenchmark(("resnet18/int8_" + engine).c_str(),

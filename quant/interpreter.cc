@@ -2,6 +2,7 @@
 
 #include <c10/util/Exception.h>
 
+#include <algorithm>
 #include <unordered_map>
 
 namespace qb {
@@ -21,7 +22,7 @@ Interpreter::Interpreter(const GraphModule& gm) : graph_(gm.graph) {
         break;
       case NodeOp::kCallModule:
       case NodeOp::kCallFunction: {
-        Step step{&node, nullptr, nullptr, {}, num_slots_++, {}};
+        Step step{&node, nullptr, nullptr, {}, num_slots_++, {}, {}};
         if (node.op == NodeOp::kCallModule) {
           step.module = gm.module_ptr(node.target);
         } else {
@@ -43,6 +44,15 @@ Interpreter::Interpreter(const GraphModule& gm) : graph_(gm.graph) {
   for (const auto& [slot, step_index] : last_reader) {
     if (!is_output[slot]) steps_[step_index].release_after.push_back(slot);
   }
+  // A value read for the last time, once, by a step is moved into its arguments,
+  // which lets ops such as relu and add reuse its memory (see can_overwrite).
+  for (Step& step : steps_) {
+    for (int slot : step.input_slots) {
+      bool last_use = std::count(step.release_after.begin(), step.release_after.end(), slot) > 0;
+      bool read_once = std::count(step.input_slots.begin(), step.input_slots.end(), slot) == 1;
+      step.hand_over.push_back(last_use && read_once);
+    }
+  }
 }
 
 std::vector<at::Tensor> Interpreter::run(const std::vector<at::Tensor>& inputs) const {
@@ -56,7 +66,10 @@ std::vector<at::Tensor> Interpreter::run(const std::vector<at::Tensor>& inputs) 
   std::vector<at::Tensor> args;
   for (const Step& step : steps_) {
     args.clear();
-    for (int slot : step.input_slots) args.push_back(slots[slot]);
+    for (size_t i = 0; i < step.input_slots.size(); ++i) {
+      at::Tensor& value = slots[step.input_slots[i]];
+      args.push_back(step.hand_over[i] ? std::move(value) : value);
+    }
     try {
       slots[step.output_slot] =
           step.module ? step.module->forward(args) : (*step.function)(args, *step.node);

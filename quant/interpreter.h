@@ -39,6 +39,7 @@ class Interpreter {
     std::vector<int> input_slots;
     int output_slot;
     std::vector<int> release_after;  // slots whose last reader is this step
+    std::vector<bool> hand_over;     // per input: last use, so the step gets the only reference
   };
 
   Graph graph_;  // owned copy: steps point into its nodes

@@ -1,6 +1,7 @@
 #include "quant/module.h"
 
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 
 #include <stdexcept>
 
@@ -40,6 +41,11 @@ void Module::clone_tensors_in_place() {
   for (auto& slot : tensors_) {
     if (slot.tensor.defined()) slot.tensor = slot.tensor.detach().clone();
   }
+}
+
+bool can_overwrite(const at::Tensor& t) {
+  return !at::GradMode::is_enabled() && t.defined() && !t.is_quantized() && t.use_count() == 1 &&
+         t.storage().use_count() == 1;
 }
 
 const at::Tensor& Module::only_input(const std::vector<at::Tensor>& inputs) const {

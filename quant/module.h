@@ -67,6 +67,11 @@ class Module {
   bool training_ = false;
 };
 
+/// Whether an op may write into `t` in place: no gradient is being recorded and
+/// the caller holds the only reference to it and to its storage (the interpreter
+/// hands over values at their last use), so nobody else can observe the change.
+bool can_overwrite(const at::Tensor& t);
+
 /// Base of concrete modules: supplies clone() by copying the object and its tensors.
 template <typename Derived>
 class ModuleBase : public Module {

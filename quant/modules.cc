@@ -40,7 +40,7 @@ at::Tensor Conv2d::forward(const std::vector<at::Tensor>& inputs) {
   at::Tensor bias = o.bias ? tensor("bias") : at::Tensor();
   at::Tensor out = at::conv2d(only_input(inputs), tensor("weight"), bias, {o.stride, o.stride},
                               {o.padding, o.padding}, {o.dilation, o.dilation}, o.groups);
-  return fused_relu_ ? at::relu(out) : out;
+  return fused_relu_ ? out.relu_() : out;  // out is fresh: relu in place is safe
 }
 
 std::string Conv2d::extra_repr() const {
@@ -93,7 +93,7 @@ at::Tensor Linear::forward(const std::vector<at::Tensor>& inputs) {
   bool has_bias = tensors().size() > 1;
   at::Tensor out =
       at::linear(only_input(inputs), tensor("weight"), has_bias ? tensor("bias") : at::Tensor());
-  return fused_relu_ ? at::relu(out) : out;
+  return fused_relu_ ? out.relu_() : out;  // out is fresh: relu in place is safe
 }
 
 std::string Linear::extra_repr() const {
@@ -109,7 +109,8 @@ ModuleConfig Linear::config() const {
 }
 
 at::Tensor ReLU::forward(const std::vector<at::Tensor>& inputs) {
-  return at::relu(only_input(inputs));
+  const at::Tensor& x = only_input(inputs);
+  return can_overwrite(x) ? x.relu_() : at::relu(x);
 }
 
 at::Tensor ReLU6::forward(const std::vector<at::Tensor>& inputs) {
