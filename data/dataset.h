@@ -37,6 +37,9 @@ class Dataset {
   virtual void write_image(int64_t index, at::Tensor out) const;
 };
 
+/// The whole file; a DataError naming it when it cannot be opened or read.
+std::vector<uint8_t> read_file_bytes(const std::string& path);
+
 /// A stacked group of examples: images (N,C,H,W) float, labels (N) int64, and their indices.
 struct Batch {
   at::Tensor images;

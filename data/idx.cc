@@ -31,20 +31,6 @@ std::string join_dims(const std::vector<int64_t>& dims) {
   return text.empty() ? "(scalar)" : text;
 }
 
-std::vector<uint8_t> read_file(const std::string& path) {
-  std::unique_ptr<std::FILE, decltype(&std::fclose)> file(std::fopen(path.c_str(), "rb"),
-                                                          &std::fclose);
-  if (!file) throw DataError(path + ": cannot open: " + std::strerror(errno));
-  std::vector<uint8_t> bytes;
-  std::vector<uint8_t> chunk(1 << 20);
-  while (size_t n = std::fread(chunk.data(), 1, chunk.size(), file.get())) {
-    bytes.insert(bytes.end(), chunk.begin(), chunk.begin() + n);
-  }
-  // A directory opens fine on Linux and only fails here, with EISDIR.
-  if (std::ferror(file.get())) throw DataError(path + ": cannot read: " + std::strerror(errno));
-  return bytes;
-}
-
 bool is_gzip_at(const std::vector<uint8_t>& bytes, size_t offset) {
   return bytes.size() >= offset + 2 && bytes[offset] == 0x1f && bytes[offset + 1] == 0x8b;
 }
@@ -165,7 +151,7 @@ void check_magic(const IdxArray& array, uint32_t wanted, const char* what) {
 }  // namespace
 
 IdxArray read_idx(const std::string& path) {
-  std::vector<uint8_t> bytes = read_file(path);
+  std::vector<uint8_t> bytes = read_file_bytes(path);
   if (!is_gzip_at(bytes, 0)) return parse_idx(path, bytes, "");
 
   Inflated inflated = gunzip(path, bytes);

@@ -104,8 +104,8 @@ std::map<std::string, Entry> builtin_functions() {
   return table;
 }
 
-std::map<std::string, Entry>& registry() {
-  static std::map<std::string, Entry> table = builtin_functions();
+const std::map<std::string, Entry>& registry() {
+  static const std::map<std::string, Entry> table = builtin_functions();
   return table;
 }
 
@@ -122,10 +122,6 @@ const Function& lookup_function(const std::string& name) {
 std::string function_display_name(const std::string& name) {
   auto it = registry().find(name);
   return it == registry().end() ? name : it->second.display_name;
-}
-
-void register_function(const std::string& name, const std::string& display_name, Function fn) {
-  registry()[name] = {display_name, std::move(fn)};
 }
 
 }  // namespace qb

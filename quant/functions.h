@@ -1,6 +1,6 @@
 #pragma once
-// The registry of call_function targets: name -> ATen implementation. Quantized
-// lowering registers its own entries here.
+// The registry of call_function targets: name -> ATen implementation, fp32 and
+// quantized (quantize_per_tensor, dequantize, quantized_add, ...).
 
 #include <ATen/core/Tensor.h>
 
@@ -21,7 +21,5 @@ bool has_function(const std::string& name);
 const Function& lookup_function(const std::string& name);
 /// How torch.fx prints the target ("operator.add", "torch.flatten").
 std::string function_display_name(const std::string& name);
-/// Adds (or replaces) a function. Not thread-safe: register before running graphs.
-void register_function(const std::string& name, const std::string& display_name, Function fn);
 
 }  // namespace qb
