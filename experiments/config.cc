@@ -78,6 +78,17 @@ std::optional<std::vector<int64_t>> typed_value(const toml::node& node) {
   return out;
 }
 template <>
+std::optional<std::vector<double>> typed_value(const toml::node& node) {
+  const toml::array* array = node.as_array();
+  if (!array) return std::nullopt;
+  std::vector<double> out;
+  for (const auto& element : *array) {
+    if (!element.is_number()) return std::nullopt;
+    out.push_back(*element.value<double>());
+  }
+  return out;
+}
+template <>
 std::optional<std::vector<std::string>> typed_value(const toml::node& node) {
   const toml::array* array = node.as_array();
   if (!array) return std::nullopt;
@@ -148,6 +159,10 @@ bool Config::get_bool(const std::string& key, const std::optional<bool>& fallbac
 std::vector<int64_t> Config::get_int_list(const std::string& key,
                                           const std::optional<std::vector<int64_t>>& fallback) {
   return get<std::vector<int64_t>>(key, fallback, "a list of integers");
+}
+std::vector<double> Config::get_double_list(const std::string& key,
+                                            const std::optional<std::vector<double>>& fallback) {
+  return get<std::vector<double>>(key, fallback, "a list of numbers");
 }
 std::vector<std::string> Config::get_string_list(
     const std::string& key, const std::optional<std::vector<std::string>>& fallback) {

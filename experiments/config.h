@@ -40,6 +40,9 @@ class Config {
   /// Accepts integers too ("lr = 1" means 1.0).
   double get_double(const std::string& key, const std::optional<double>& fallback = {});
   bool get_bool(const std::string& key, const std::optional<bool>& fallback = {});
+  /// Accepts integers among the numbers, as get_double does.
+  std::vector<double> get_double_list(const std::string& key,
+                                      const std::optional<std::vector<double>>& fallback = {});
   std::vector<int64_t> get_int_list(const std::string& key,
                                     const std::optional<std::vector<int64_t>>& fallback = {});
   std::vector<std::string> get_string_list(

@@ -1,9 +1,21 @@
 #include "experiments/datasets.h"
 
+#include "data/cifar.h"
 #include "data/fashion_mnist.h"
 #include "experiments/paths.h"
 
 namespace qb {
+
+namespace {
+// A per-channel (R, G, B) setting such as mean or std.
+std::array<double, 3> three_numbers(Config& config, const std::string& key,
+                                    const std::array<double, 3>& fallback) {
+  std::vector<double> values =
+      config.get_double_list(key, std::vector<double>(fallback.begin(), fallback.end()));
+  if (values.size() != 3) throw config.error(key, "needs 3 numbers (R, G, B)");
+  return {values[0], values[1], values[2]};
+}
+}  // namespace
 
 std::unique_ptr<Dataset> open_dataset(Config& config, const std::string& section,
                                       const std::string& split) {
@@ -13,9 +25,23 @@ std::unique_ptr<Dataset> open_dataset(Config& config, const std::string& section
     options.root = resolve_config_path(config.get_string(section + ".root", options.root));
     options.mean = config.get_double(section + ".mean", options.mean);
     options.stddev = config.get_double(section + ".std", options.stddev);
+    if (config.has(section + ".limit")) options.limit = config.get_int(section + ".limit");
     return std::make_unique<FashionMnist>(split, options);
   }
-  throw config.error(section + ".kind", "unknown dataset kind '" + kind + "' (known: fashion_mnist)");
+  if (kind == "cifar10" || kind == "cifar100") {
+    CifarOptions options;
+    if (config.has(section + ".root")) {
+      options.root = resolve_config_path(config.get_string(section + ".root"));
+    }
+    options.label = config.get_string(section + ".label", options.label);
+    options.mean = three_numbers(config, section + ".mean", options.mean);
+    options.stddev = three_numbers(config, section + ".std", options.stddev);
+    if (config.has(section + ".limit")) options.limit = config.get_int(section + ".limit");
+    CifarVersion version = kind == "cifar10" ? CifarVersion::k10 : CifarVersion::k100;
+    return std::make_unique<Cifar>(version, split, options);
+  }
+  throw config.error(section + ".kind", "unknown dataset kind '" + kind +
+                                            "' (known: fashion_mnist, cifar10, cifar100)");
 }
 
 }  // namespace qb

@@ -9,7 +9,8 @@
 
 namespace qb {
 
-/// The `split` of the dataset described under `section` (e.g. "data"); kinds: fashion_mnist.
+/// The `split` of the dataset described under `section` (e.g. "data").
+/// Kinds: fashion_mnist, cifar10, cifar100; keys: kind, root, mean, std, limit, label.
 std::unique_ptr<Dataset> open_dataset(Config& config, const std::string& section,
                                       const std::string& split);
 

@@ -1,0 +1,131 @@
+#include "data/subsets.h"
+
+#include <ATen/ATen.h>
+
+#include <cstring>
+#include <numeric>
+#include <stdexcept>
+#include <unordered_set>
+
+#include "data/batches.h"
+
+namespace qb {
+
+namespace {
+
+void check_subset_size(const char* what, int64_t n, int64_t available) {
+  if (n < 0 || n > available) {
+    throw std::invalid_argument(std::string(what) + ": n must be in [0, " +
+                                std::to_string(available) + "], got " + std::to_string(n));
+  }
+}
+
+}  // namespace
+
+std::vector<int64_t> first_n(int64_t dataset_size, int64_t n, uint64_t seed) {
+  check_subset_size("first_n", n, dataset_size);
+  std::vector<int64_t> order = epoch_order(dataset_size, true, seed, 0);
+  order.resize(n);
+  return order;
+}
+
+std::vector<int64_t> stratified(const std::vector<int64_t>& labels, int64_t num_classes,
+                                int64_t n, uint64_t seed) {
+  check_subset_size("stratified", n, static_cast<int64_t>(labels.size()));
+  if (num_classes <= 0) {
+    throw std::invalid_argument("stratified: num_classes must be positive, got " +
+                                std::to_string(num_classes));
+  }
+  std::vector<std::vector<int64_t>> members(num_classes);
+  for (size_t i = 0; i < labels.size(); ++i) {
+    int64_t label = labels[i];
+    if (label < 0 || label >= num_classes) {
+      throw std::invalid_argument("stratified: label " + std::to_string(label) + " of example " +
+                                  std::to_string(i) + " is outside [0, " +
+                                  std::to_string(num_classes) + ")");
+    }
+    members[label].push_back(static_cast<int64_t>(i));
+  }
+  // The class number as the epoch gives each class its own permutation under one seed.
+  for (int64_t c = 0; c < num_classes; ++c) {
+    std::vector<int64_t> order =
+        epoch_order(static_cast<int64_t>(members[c].size()), true, seed, c);
+    std::vector<int64_t> shuffled(order.size());
+    for (size_t k = 0; k < order.size(); ++k) shuffled[k] = members[c][order[k]];
+    members[c] = std::move(shuffled);
+  }
+
+  std::vector<int64_t> chosen;
+  chosen.reserve(n);
+  for (size_t turn = 0; static_cast<int64_t>(chosen.size()) < n; ++turn) {
+    for (int64_t c = 0; c < num_classes && static_cast<int64_t>(chosen.size()) < n; ++c) {
+      if (turn < members[c].size()) chosen.push_back(members[c][turn]);
+    }
+  }
+  return chosen;
+}
+
+std::vector<int64_t> stratified(const Dataset& dataset, int64_t n, uint64_t seed) {
+  std::vector<int64_t> labels(dataset.size());
+  for (int64_t i = 0; i < dataset.size(); ++i) labels[i] = dataset.label(i);
+  return stratified(labels, dataset.num_classes(), n, seed);
+}
+
+void require_disjoint(const std::vector<int64_t>& a, const std::vector<int64_t>& b,
+                      const std::string& context) {
+  std::unordered_set<int64_t> in_b(b.begin(), b.end());
+  for (int64_t index : a) {
+    if (in_b.count(index)) {
+      throw std::invalid_argument(context + ": example " + std::to_string(index) +
+                                  " is in both sets");
+    }
+  }
+}
+
+CachedDataset::CachedDataset(const Dataset& source)
+    : num_classes_(source.num_classes()), description_("cached " + source.describe()) {
+  if (source.size() == 0) throw std::invalid_argument(description_ + ": nothing to cache");
+  std::vector<int64_t> all(source.size());
+  std::iota(all.begin(), all.end(), int64_t{0});
+  // make_batch allocates one contiguous tensor and checks that every image has the same shape.
+  Batch batch = make_batch(source, all);
+  images_ = batch.images;
+  labels_ = batch.labels;
+}
+
+at::Tensor CachedDataset::image(int64_t index) const {
+  check_index(index);
+  return images_[index].clone();
+}
+
+int64_t CachedDataset::label(int64_t index) const {
+  check_index(index);
+  return labels_.data_ptr<int64_t>()[index];
+}
+
+std::string CachedDataset::describe() const { return description_; }
+
+void CachedDataset::write_image(int64_t index, at::Tensor out) const {
+  check_index(index);
+  at::Tensor cached = images_[index];
+  if (out.sizes() != cached.sizes()) {
+    throw DataError(describe() + ": image " + std::to_string(index) + " has shape " +
+                    c10::str(cached.sizes()) + " but the batch expects " + c10::str(out.sizes()));
+  }
+  // A batch slot is contiguous and of the same type: memcpy then avoids copy_'s dispatch and its
+  // intra-op threads, which matters when Loader workers call this concurrently.
+  if (out.is_cpu() && out.is_contiguous() && out.scalar_type() == cached.scalar_type()) {
+    std::memcpy(out.data_ptr(), cached.data_ptr(), cached.nbytes());
+  } else {
+    out.copy_(cached);
+  }
+}
+
+void CachedDataset::check_index(int64_t index) const {
+  if (index < 0 || index >= size()) {
+    throw std::out_of_range(describe() + ": index " + std::to_string(index) + " is outside [0, " +
+                            std::to_string(size()) + ")");
+  }
+}
+
+}  // namespace qb

@@ -1,0 +1,65 @@
+#pragma once
+// Seeded example subsets for calibration, and a dataset cached in memory so a
+// sweep over many configurations decodes and transforms its images only once.
+//
+// Every subset depends only on its arguments, so two experiments asking for
+// the same (n, seed) calibrate on exactly the same examples.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "data/dataset.h"
+
+namespace qb {
+
+/// The first n of epoch_order(dataset_size, true, seed, 0), so a smaller n gives a prefix of a
+/// larger one; throws std::invalid_argument unless 0 <= n <= dataset_size.
+std::vector<int64_t> first_n(int64_t dataset_size, int64_t n, uint64_t seed);
+
+/// n indices of `labels` (each in [0, num_classes)) spread over the classes as evenly as possible.
+/// Each class's members are shuffled by (seed, class) and the classes take turns in label order,
+/// one example each, skipping a class once it runs out. So every class gets floor(n / classes) or
+/// ceil(n / classes), except that a class with too few examples gives all it has and the others
+/// make up the rest. The result lists the examples in that turn order, which keeps each batch
+/// balanced and makes a smaller n a prefix of a larger one. Throws std::invalid_argument unless
+/// 0 <= n <= labels.size() and every label is in range.
+std::vector<int64_t> stratified(const std::vector<int64_t>& labels, int64_t num_classes,
+                                int64_t n, uint64_t seed);
+/// stratified() over the labels of every example of `dataset`.
+std::vector<int64_t> stratified(const Dataset& dataset, int64_t n, uint64_t seed);
+
+/// Throws std::invalid_argument naming `context` and the first index of `a` that is also in `b`,
+/// e.g. to prove a calibration subset shares no example with the evaluation set.
+void require_disjoint(const std::vector<int64_t>& a, const std::vector<int64_t>& b,
+                      const std::string& context);
+
+/// A copy of a dataset's transformed images in one contiguous (N,C,H,W) tensor, with its labels.
+/// It does not refer to the source afterwards; it holds N images of floats, so it suits
+/// evaluation sets and subsets, not ImageNet's training split.
+class CachedDataset : public Dataset {
+ public:
+  /// Decodes every example of `source` once; throws std::invalid_argument for an empty dataset and
+  /// DataError when the images differ in shape.
+  explicit CachedDataset(const Dataset& source);
+
+  int64_t size() const override { return images_.size(0); }
+  int64_t num_classes() const override { return num_classes_; }
+  /// A copy, so callers cannot modify the cache through it.
+  at::Tensor image(int64_t index) const override;
+  int64_t label(int64_t index) const override;
+  /// "cached " followed by the source's description.
+  std::string describe() const override;
+  /// Copies the cached image into `out` without a temporary tensor.
+  void write_image(int64_t index, at::Tensor out) const override;
+
+ private:
+  void check_index(int64_t index) const;
+
+  at::Tensor images_;  // (N, C, H, W), contiguous
+  at::Tensor labels_;  // (N) int64
+  int64_t num_classes_;
+  std::string description_;
+};
+
+}  // namespace qb
