@@ -2,6 +2,7 @@
 
 #include "data/cifar.h"
 #include "data/fashion_mnist.h"
+#include "data/imagenet.h"
 #include "experiments/paths.h"
 
 namespace qb {
@@ -15,6 +16,39 @@ std::array<double, 3> three_numbers(Config& config, const std::string& key,
   if (values.size() != 3) throw config.error(key, "needs 3 numbers (R, G, B)");
   return {values[0], values[1], values[2]};
 }
+// ImageNet as the user keeps it: layout "folder" (ImageFolder), "loc_val" (Kaggle's
+// LOC_val_solution.csv) or "devkit_val" (ILSVRC2012 ground-truth list).
+std::unique_ptr<Dataset> open_imagenet(Config& config, const std::string& section,
+                                       const std::string& split) {
+  ImageNetOptions options;
+  options.split = split;
+  options.root = resolve_config_path(config.get_string(section + ".root"));
+  std::string layout = config.get_string(section + ".layout", "folder");
+  if (layout == "folder") {
+    options.layout = ImageNetLayout::kFolder;
+  } else if (layout == "loc_val") {
+    options.layout = ImageNetLayout::kLocVal;
+  } else if (layout == "devkit_val") {
+    options.layout = ImageNetLayout::kDevkitVal;
+  } else {
+    throw config.error(section + ".layout",
+                       "unknown layout '" + layout + "' (known: folder, loc_val, devkit_val)");
+  }
+  auto path_option = [&](const std::string& key, std::string& target) {
+    if (config.has(section + "." + key)) {
+      target = resolve_config_path(config.get_string(section + "." + key));
+    }
+  };
+  path_option("images_dir", options.images_dir);
+  path_option("labels_file", options.labels_file);
+  path_option("synset_mapping", options.synset_mapping);
+  path_option("devkit_wnids", options.devkit_wnids);
+  path_option("cache_dir", options.cache_dir);
+  if (config.has(section + ".limit")) options.limit = config.get_int(section + ".limit");
+  options.skip_corrupt = config.get_bool(section + ".skip_corrupt", false);
+  return std::make_unique<ImageNet>(options);
+}
+
 }  // namespace
 
 std::unique_ptr<Dataset> open_dataset(Config& config, const std::string& section,
@@ -40,8 +74,9 @@ std::unique_ptr<Dataset> open_dataset(Config& config, const std::string& section
     CifarVersion version = kind == "cifar10" ? CifarVersion::k10 : CifarVersion::k100;
     return std::make_unique<Cifar>(version, split, options);
   }
+  if (kind == "imagenet") return open_imagenet(config, section, split);
   throw config.error(section + ".kind", "unknown dataset kind '" + kind +
-                                            "' (known: fashion_mnist, cifar10, cifar100)");
+                                            "' (known: fashion_mnist, cifar10, cifar100, imagenet)");
 }
 
 }  // namespace qb

@@ -10,7 +10,9 @@
 namespace qb {
 
 /// The `split` of the dataset described under `section` (e.g. "data").
-/// Kinds: fashion_mnist, cifar10, cifar100; keys: kind, root, mean, std, limit, label.
+/// Kinds: fashion_mnist, cifar10, cifar100, imagenet; keys: kind, root, mean, std, limit,
+/// label (CIFAR-100), layout, images_dir, labels_file, synset_mapping, devkit_wnids,
+/// cache_dir, skip_corrupt (ImageNet).
 std::unique_ptr<Dataset> open_dataset(Config& config, const std::string& section,
                                       const std::string& split);
 

@@ -20,7 +20,12 @@ TEST_CASE("dataset configuration errors name the key") {
   Config unknown = Config::from_string("[data]\nkind = \"mnist\"\n", "exp.toml");
   CHECK_THROWS_WITH(open_dataset(unknown, "data", "test"),
                     "exp.toml:2: 'data.kind': unknown dataset kind 'mnist' (known: fashion_mnist, "
-                    "cifar10, cifar100)");
+                    "cifar10, cifar100, imagenet)");
+  Config layout = Config::from_string(
+      "[data]\nkind = \"imagenet\"\nroot = \"/tmp\"\nlayout = \"flat\"\n", "exp.toml");
+  CHECK_THROWS_WITH(open_dataset(layout, "data", "val"),
+                    "exp.toml:4: 'data.layout': unknown layout 'flat' (known: folder, loc_val, "
+                    "devkit_val)");
   Config mean = Config::from_string("[data]\nkind = \"cifar10\"\nmean = [0.5, 0.5]\n", "exp.toml");
   CHECK_THROWS_WITH(open_dataset(mean, "data", "test"),
                     "exp.toml:3: 'data.mean': needs 3 numbers (R, G, B)");

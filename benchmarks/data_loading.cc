@@ -1,0 +1,116 @@
+// Images per second delivered by the data pipeline: the ImageNet evaluation
+// pipeline (JPEG decode, Resize 256, CenterCrop 224, ToTensor, Normalize) on
+// JPEGs of ImageNet's typical size (500x375) with 1 and 2 workers, and CIFAR-10
+// batches. The files are generated once into $QB_BENCH_DIR (default
+// /tmp/qb-bench-data) so tools/torchvision_loader_rate.py can time torchvision
+// on the very same files.
+
+#include <ATen/ATen.h>
+#include <benchmark/benchmark.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+#include <random>
+
+#include "data/cifar.h"
+#include "data/imagenet.h"
+#include "data/loader.h"
+
+namespace qb {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr int kClasses = 4;
+constexpr int kImagesPerClass = 32;
+constexpr int kCifarRecords = 10000;
+
+fs::path bench_dir() {
+  const char* dir = std::getenv("QB_BENCH_DIR");
+  return dir && *dir ? fs::path(dir) : fs::path("/tmp/qb-bench-data");
+}
+
+// Photographs compress and decode unlike flat colour: draw smooth gradients,
+// shapes and noise so JPEG sizes and decode times resemble real images.
+void write_jpegs(const fs::path& root) {
+  std::mt19937 random(7);
+  for (int c = 0; c < kClasses; ++c) {
+    fs::path folder = root / "val" / ("n0000000" + std::to_string(c));
+    fs::create_directories(folder);
+    for (int i = 0; i < kImagesPerClass; ++i) {
+      cv::Mat image(375, 500, CV_8UC3);
+      cv::randn(image, cv::Scalar(120, 110, 100), cv::Scalar(40, 40, 40));
+      cv::GaussianBlur(image, image, cv::Size(0, 0), 3.0);
+      for (int s = 0; s < 6; ++s) {
+        cv::circle(image, cv::Point(random() % 500, random() % 375), 20 + random() % 80,
+                   cv::Scalar(random() % 256, random() % 256, random() % 256), -1, cv::LINE_AA);
+      }
+      cv::imwrite((folder / ("img_" + std::to_string(i) + ".JPEG")).string(), image,
+                  {cv::IMWRITE_JPEG_QUALITY, 90});
+    }
+  }
+}
+
+void write_cifar(const fs::path& root) {
+  fs::create_directories(root);
+  std::ofstream meta(root / "batches.meta.txt");
+  for (const char* name : {"airplane", "automobile", "bird", "cat", "deer", "dog", "frog",
+                           "horse", "ship", "truck"}) {
+    meta << name << "\n";
+  }
+  std::ofstream batch(root / "test_batch.bin", std::ios::binary);
+  std::mt19937 random(3);
+  std::vector<char> record(3073);
+  for (int r = 0; r < kCifarRecords; ++r) {
+    record[0] = static_cast<char>(r % 10);
+    for (size_t i = 1; i < record.size(); ++i) record[i] = static_cast<char>(random() & 0xff);
+    batch.write(record.data(), static_cast<std::streamsize>(record.size()));
+  }
+}
+
+const fs::path& data_root() {
+  static const fs::path root = [] {
+    fs::path dir = bench_dir();
+    if (!fs::exists(dir / "imagenet")) write_jpegs(dir / "imagenet");
+    if (!fs::exists(dir / "cifar-10-batches-bin")) write_cifar(dir / "cifar-10-batches-bin");
+    return dir;
+  }();
+  return root;
+}
+
+void drain(benchmark::State& state, const Dataset& dataset, int64_t batch_size, int workers) {
+  int64_t images = 0;
+  for (auto _ : state) {
+    LoaderOptions options;
+    options.batch_size = batch_size;
+    options.workers = workers;
+    Loader loader(dataset, options);
+    while (std::optional<Batch> batch = loader.next()) images += batch->images.size(0);
+  }
+  state.SetItemsProcessed(images);
+}
+
+void BM_ImageNetEvalPipeline(benchmark::State& state) {
+  ImageNetOptions options;
+  options.root = (data_root() / "imagenet").string();
+  ImageNet dataset(options);
+  drain(state, dataset, 32, static_cast<int>(state.range(0)));
+}
+
+void BM_Cifar10Batches(benchmark::State& state) {
+  CifarOptions options;
+  options.root = (data_root() / "cifar-10-batches-bin").string();
+  Cifar dataset(CifarVersion::k10, "test", options);
+  drain(state, dataset, 256, static_cast<int>(state.range(0)));
+}
+
+BENCHMARK(BM_ImageNetEvalPipeline)->Arg(1)->Arg(2)->ArgName("workers")->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Cifar10Batches)->Arg(1)->Arg(2)->ArgName("workers")->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+
+}  // namespace
+}  // namespace qb
