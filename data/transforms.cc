@@ -118,14 +118,18 @@ cv::Mat resample_vertical(const cv::Mat& in, int out_height) {
   const Coefficients c = bilinear_coefficients(in.rows, out_height);
   const int row_values = in.cols * in.channels();
   cv::Mat out(out_height, in.cols, in.type());
+  // Whole rows at a time: the same sums as Pillow's, in an order the compiler vectorizes.
+  std::vector<int32_t> sums(static_cast<size_t>(row_values));
   for (int yy = 0; yy < out_height; ++yy) {
     const int32_t* k = &c.weights[static_cast<size_t>(yy) * c.ksize];
-    uint8_t* dst = out.ptr<uint8_t>(yy);
-    for (int v = 0; v < row_values; ++v) {
-      int32_t sum = 1 << (kPrecisionBits - 1);
-      for (int y = 0; y < c.count[yy]; ++y) sum += in.ptr<uint8_t>(c.first[yy] + y)[v] * k[y];
-      dst[v] = clip8(sum);
+    std::fill(sums.begin(), sums.end(), 1 << (kPrecisionBits - 1));
+    for (int y = 0; y < c.count[yy]; ++y) {
+      const uint8_t* src = in.ptr<uint8_t>(c.first[yy] + y);
+      const int32_t weight = k[y];
+      for (int v = 0; v < row_values; ++v) sums[v] += src[v] * weight;
     }
+    uint8_t* dst = out.ptr<uint8_t>(yy);
+    for (int v = 0; v < row_values; ++v) dst[v] = clip8(sums[v]);
   }
   return out;
 }
