@@ -77,6 +77,7 @@ int count_nodes(const GraphModule& gm, const std::string& target_or_kind) {
 }
 
 TEST_CASE("converted ResNet-18 runs on int8 kernels and stays close to fp32") {
+  at::manual_seed(5);
   GraphModule model = with_realistic_batch_norm(build_model("resnet18", {}), at::randn({8, 3, 64, 64}));
   GraphModule prepared = prepare(model, mapping_for("onednn"));
   std::vector<at::Tensor> data = calibrate_random(prepared, {2, 3, 64, 64}, 4);
@@ -100,6 +101,7 @@ TEST_CASE("converted ResNet-18 runs on int8 kernels and stays close to fp32") {
 }
 
 TEST_CASE("converted MobileNetV2 runs and stays close to fp32") {
+  at::manual_seed(5);
   GraphModule model =
       with_realistic_batch_norm(build_model("mobilenet_v2", {}), at::randn({8, 3, 64, 64}));
   GraphModule prepared = prepare(model, mapping_for("onednn"));
@@ -110,7 +112,7 @@ TEST_CASE("converted MobileNetV2 runs and stays close to fp32") {
   double sqnr = sqnr_db(Interpreter(model).run(data[0]), Interpreter(converted).run(data[0]));
   WARN("MobileNetV2 onednn int8 logits SQNR: " << sqnr << " dB");
   // Random weights and inputs are hard on MobileNetV2: PyTorch's own prepare_fx /
-  // convert_fx gives 5.9 dB on this setup (21.1 dB for ResNet-18), we give ~6.4 dB.
+  // convert_fx gives 5.9 dB on this kind of setup (21.1 dB for ResNet-18); we give 5.5 dB.
   CHECK(sqnr > 4.0);
 }
 
