@@ -2,6 +2,8 @@
 
 #include <toml++/toml.h>
 
+#include "quant/toml_value.h"
+
 #include <fstream>
 #include <sstream>
 
@@ -26,23 +28,10 @@ void leaf_keys(const toml::table& table, const std::string& prefix,
   }
 }
 
+// An array reaches here also when its elements have the wrong type.
 std::string kind_of(const toml::node& node) {
-  switch (node.type()) {
-    case toml::node_type::string:
-      return "a string";
-    case toml::node_type::integer:
-      return "an integer";
-    case toml::node_type::floating_point:
-      return "a floating-point number";
-    case toml::node_type::boolean:
-      return "a boolean";
-    case toml::node_type::array:
-      return "an array (or an array of the wrong element type)";
-    case toml::node_type::table:
-      return "a table";
-    default:
-      return "a date or time";
-  }
+  std::string kind = describe_toml_value(node);
+  return node.is_array() ? kind + " (or an array of the wrong element type)" : kind;
 }
 
 template <typename T>

@@ -1,5 +1,7 @@
 #include "quant/qconfig_mapping.h"
 
+#include "quant/toml_value.h"
+
 #include <toml++/toml.h>
 
 #include <algorithm>
@@ -137,25 +139,6 @@ const std::vector<std::string>& observer_kinds() {
   return kinds;
 }
 
-std::string describe(const toml::node& node) {
-  switch (node.type()) {
-    case toml::node_type::string:
-      return "a string";
-    case toml::node_type::integer:
-      return "an integer";
-    case toml::node_type::floating_point:
-      return "a floating-point number";
-    case toml::node_type::boolean:
-      return "a boolean";
-    case toml::node_type::array:
-      return "an array";
-    case toml::node_type::table:
-      return "a table";
-    default:
-      return "a date or time";
-  }
-}
-
 std::string child_path(const std::string& path, const std::string& key) {
   return path.empty() ? key : path + "." + key;
 }
@@ -191,28 +174,28 @@ class Reader {
 
   const toml::table& table(const toml::node& node, const std::string& path) const {
     if (const toml::table* table = node.as_table()) return *table;
-    fail(node.source(), path, "must be a table, got " + describe(node));
+    fail(node.source(), path, "must be a table, got " + describe_toml_value(node));
   }
 
   std::string string(const toml::node& node, const std::string& path) const {
     if (const auto* value = node.as_string()) return value->get();
-    fail(node.source(), path, "must be a string, got " + describe(node));
+    fail(node.source(), path, "must be a string, got " + describe_toml_value(node));
   }
 
   int64_t integer(const toml::node& node, const std::string& path) const {
     if (const auto* value = node.as_integer()) return value->get();
-    fail(node.source(), path, "must be an integer, got " + describe(node));
+    fail(node.source(), path, "must be an integer, got " + describe_toml_value(node));
   }
 
   // Integers are accepted where floats are expected ("percentile = 100").
   double number(const toml::node& node, const std::string& path) const {
     if (node.is_number()) return *node.value<double>();
-    fail(node.source(), path, "must be a number, got " + describe(node));
+    fail(node.source(), path, "must be a number, got " + describe_toml_value(node));
   }
 
   bool boolean(const toml::node& node, const std::string& path) const {
     if (const auto* value = node.as_boolean()) return value->get();
-    fail(node.source(), path, "must be true or false, got " + describe(node));
+    fail(node.source(), path, "must be true or false, got " + describe_toml_value(node));
   }
 
   // The position in `known` of the string at `node` (what: "observer", "dtype", ...).
@@ -282,7 +265,7 @@ class Reader {
     if (!node.is_table()) {
       fail(node.source(), path,
            "must be \"none\", an engine name or a table with activation and weight, got " +
-               describe(node));
+               describe_toml_value(node));
     }
     const toml::table& qconfig_table = *node.as_table();
     check_keys(qconfig_table, path, {"activation", "weight"});
@@ -298,7 +281,8 @@ class Reader {
     const toml::array* array = node->as_array();
     if (!array) {
       fail(node->source(), section,
-           "must be an array of tables ([[" + section + "]]), got " + describe(*node));
+           "must be an array of tables ([[" + section + "]]), got " +
+               describe_toml_value(*node));
     }
     for (size_t i = 0; i < array->size(); ++i) {
       std::string path = section + "[" + std::to_string(i) + "]";

@@ -3,6 +3,8 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <string>
 
 namespace qb::test {
@@ -22,6 +24,19 @@ inline std::filesystem::path source_path(const std::string& relative) {
   const char* workspace = std::getenv("TEST_WORKSPACE");
   if (srcdir && workspace) return std::filesystem::path(srcdir) / workspace / relative;
   return relative;
+}
+
+/// The whole file as bytes ("" when it cannot be read).
+inline std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream bytes;
+  bytes << in.rdbuf();
+  return bytes.str();
+}
+
+/// Replaces the file with `bytes`.
+inline void write_file(const std::string& path, const std::string& bytes) {
+  std::ofstream(path, std::ios::binary) << bytes;
 }
 
 }  // namespace qb::test

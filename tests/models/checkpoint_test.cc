@@ -22,16 +22,8 @@ using qb::StateDict;
 
 std::string fixture(const std::string& name) { return qb::test::source_path("tests/fixtures/" + name).string(); }
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream bytes;
-  bytes << in.rdbuf();
-  return bytes.str();
-}
-
-void write_file(const std::string& path, const std::string& bytes) {
-  std::ofstream(path, std::ios::binary) << bytes;
-}
+using qb::test::read_file;
+using qb::test::write_file;
 
 /// The message of the CheckpointError `action` throws; any other outcome fails the test.
 template <typename Action>

@@ -32,16 +32,8 @@ namespace {
 using Catch::Matchers::Contains;
 using Json = nlohmann::ordered_json;
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream bytes;
-  bytes << in.rdbuf();
-  return bytes.str();
-}
-
-void write_file(const std::string& path, const std::string& bytes) {
-  std::ofstream(path, std::ios::binary) << bytes;
-}
+using test::read_file;
+using test::write_file;
 
 /// The message of the SerializationError `action` throws; any other outcome fails the test.
 std::string serialization_error(const std::function<void()>& action) {
