@@ -3,7 +3,9 @@
 // JPEGs of ImageNet's typical size (500x375) with 1 and 2 workers, and CIFAR-10
 // batches. The files are generated once into $QB_BENCH_DIR (default
 // /tmp/qb-bench-data) so tools/torchvision_loader_rate.py can time torchvision
-// on the very same files.
+// on the very same files. The ImageNet stages are also timed alone on one file:
+// decoding the whole JPEG (OpenCV, or libjpeg directly) or only the part the
+// pipeline reads, and the transforms on that part.
 
 #include <ATen/ATen.h>
 #include <benchmark/benchmark.h>
@@ -13,11 +15,15 @@
 #include <fstream>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
+#include <optional>
 #include <random>
+#include <vector>
 
 #include "data/cifar.h"
 #include "data/imagenet.h"
+#include "data/jpeg_decode.h"
 #include "data/loader.h"
+#include "data/transforms.h"
 
 namespace qb {
 namespace {
@@ -100,6 +106,42 @@ void BM_ImageNetEvalPipeline(benchmark::State& state) {
   drain(state, dataset, 32, static_cast<int>(state.range(0)));
 }
 
+std::vector<uint8_t> first_jpeg() {
+  return read_file_bytes((data_root() / "imagenet" / "val" / "n00000000" / "img_0.JPEG").string());
+}
+
+void BM_DecodeOpenCV(benchmark::State& state) {
+  std::vector<uint8_t> bytes = first_jpeg();
+  for (auto _ : state) {
+    cv::Mat bgr = cv::imdecode(cv::Mat(1, static_cast<int>(bytes.size()), CV_8U, bytes.data()),
+                               cv::IMREAD_COLOR | cv::IMREAD_IGNORE_ORIENTATION);
+    cv::Mat rgb;
+    cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);
+    benchmark::DoNotOptimize(rgb.data);
+  }
+}
+
+/// decode_jpeg_part for the whole image (region 0) or the part the evaluation pipeline reads.
+void BM_DecodeJpegPart(benchmark::State& state) {
+  const std::vector<uint8_t> bytes = first_jpeg();
+  const Compose pipeline = imagenet_eval_pipeline();
+  RegionOf region_of;
+  if (state.range(0)) region_of = [&](int h, int w) { return pipeline.source_region(h, w); };
+  for (auto _ : state) {
+    std::optional<ImagePart> part = decode_jpeg_part(bytes.data(), bytes.size(), region_of, "");
+    benchmark::DoNotOptimize(part->pixels.data);
+  }
+}
+
+/// Resize, CenterCrop, ToTensor and Normalize on the decoded part.
+void BM_ImageNetTransforms(benchmark::State& state) {
+  const std::vector<uint8_t> bytes = first_jpeg();
+  const Compose pipeline = imagenet_eval_pipeline();
+  const ImagePart part = *decode_jpeg_part(
+      bytes.data(), bytes.size(), [&](int h, int w) { return pipeline.source_region(h, w); }, "");
+  for (auto _ : state) benchmark::DoNotOptimize(pipeline(part, 0).data_ptr());
+}
+
 void BM_Cifar10Batches(benchmark::State& state) {
   CifarOptions options;
   options.root = (data_root() / "cifar-10-batches-bin").string();
@@ -111,6 +153,9 @@ BENCHMARK(BM_ImageNetEvalPipeline)->Arg(1)->Arg(2)->ArgName("workers")->UseRealT
     ->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Cifar10Batches)->Arg(1)->Arg(2)->ArgName("workers")->UseRealTime()
     ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_DecodeOpenCV)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_DecodeJpegPart)->Arg(0)->Arg(1)->ArgName("region")->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_ImageNetTransforms)->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 }  // namespace qb

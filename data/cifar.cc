@@ -9,7 +9,10 @@
 #include <cstring>
 #include <filesystem>
 #include <memory>
+#include <opencv2/core.hpp>
 #include <stdexcept>
+
+#include "data/hash.h"
 
 namespace qb {
 
@@ -126,7 +129,8 @@ std::vector<uint8_t> read_records(const Format& format, const std::string& path)
 }  // namespace
 
 Cifar::Cifar(CifarVersion version, const std::string& split, CifarOptions options)
-    : name_(format_of(version).name), split_(split), label_kind_(options.label) {
+    : name_(format_of(version).name), split_(split), label_kind_(options.label),
+      pipeline_(options.pipeline), seed_(options.seed) {
   const Format& format = format_of(version);
   root_ = options.root.empty() ? format.default_root : options.root;
   if (split != "train" && split != "test") {
@@ -185,6 +189,17 @@ Cifar::Cifar(CifarVersion version, const std::string& split, CifarOptions option
 }
 
 at::Tensor Cifar::image(int64_t index) const {
+  if (pipeline_) {
+    check_index(index);
+    // Records store R, G and B planes; transforms take interleaved RGB pixels.
+    const uint8_t* planes = pixels_.data_ptr<uint8_t>() + index * kPixels;
+    cv::Mat rgb;
+    cv::merge(std::vector<cv::Mat>{cv::Mat(kSide, kSide, CV_8UC1, const_cast<uint8_t*>(planes)),
+                                   cv::Mat(kSide, kSide, CV_8UC1, const_cast<uint8_t*>(planes + kPlane)),
+                                   cv::Mat(kSide, kSide, CV_8UC1, const_cast<uint8_t*>(planes + 2 * kPlane))},
+              rgb);
+    return (*pipeline_)(rgb, sample_seed(index, seed_));
+  }
   at::Tensor out = at::empty({kChannels, kSide, kSide}, at::kFloat);
   write_image(index, out);
   return out;
@@ -205,6 +220,7 @@ std::string Cifar::describe() const {
 }
 
 void Cifar::write_image(int64_t index, at::Tensor out) const {
+  if (pipeline_) return Dataset::write_image(index, out);
   check_index(index);
   if (!out.is_cpu() || out.scalar_type() != at::kFloat || !out.is_contiguous() ||
       out.sizes() != at::IntArrayRef{kChannels, kSide, kSide}) {
@@ -215,6 +231,18 @@ void Cifar::write_image(int64_t index, at::Tensor out) const {
   const uint8_t* pixels = pixels_.data_ptr<uint8_t>() + index * kPixels;
   float* values = out.data_ptr<float>();
   for (int64_t i = 0; i < kPixels; ++i) values[i] = normalised_[i / kPlane][pixels[i]];
+}
+
+uint64_t Cifar::fingerprint() const {
+  uint64_t hash = fnv1a(name_ + " " + split_ + " " + label_kind_ + "\n");
+  for (const std::string& name : class_names_) hash = fnv1a(name + "\n", hash);
+  hash = fnv1a(pixels_.data_ptr<uint8_t>(), static_cast<size_t>(size_ * kPixels), hash);
+  return fnv1a(labels_.data(), static_cast<size_t>(size_), hash);
+}
+
+uint64_t Cifar::content_hash(int64_t index) const {
+  check_index(index);
+  return fnv1a(pixels_.data_ptr<uint8_t>() + index * kPixels, kPixels);
 }
 
 void Cifar::check_index(int64_t index) const {

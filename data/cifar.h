@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "data/dataset.h"
+#include "data/transforms.h"
 
 namespace qb {
 
@@ -27,6 +28,10 @@ struct CifarOptions {
   std::array<double, 3> stddev = {0.2023, 0.1994, 0.2010};
   /// Keep only the first `limit` examples (all of them when unset).
   std::optional<int64_t> limit;
+  /// Transforms on the 32x32 RGB image instead of the plain normalisation above (which they then
+  /// replace: give them their own Normalize); example i draws from sample_seed(i, seed).
+  std::optional<Compose> pipeline;
+  std::optional<uint64_t> seed;
 };
 
 /// The "train" (50000 images) or "test" (10000 images) split of CIFAR-10 or CIFAR-100.
@@ -44,6 +49,8 @@ class Cifar : public Dataset {
   at::Tensor image(int64_t index) const override;
   int64_t label(int64_t index) const override;
   std::string describe() const override;
+  uint64_t fingerprint() const override;
+  uint64_t content_hash(int64_t index) const override;
   /// Converts the stored bytes straight into `out` (float, contiguous, 3x32x32).
   void write_image(int64_t index, at::Tensor out) const override;
 
@@ -63,6 +70,8 @@ class Cifar : public Dataset {
   at::Tensor pixels_;                                 // (file_size_, 3, 32, 32) uint8
   std::vector<uint8_t> labels_;                       // (file_size_), of the chosen kind
   std::array<std::array<float, 256>, 3> normalised_;  // channel, byte -> pixel, computed once
+  std::optional<Compose> pipeline_;
+  std::optional<uint64_t> seed_;
 };
 
 }  // namespace qb

@@ -19,6 +19,13 @@ void Dataset::write_image(int64_t index, at::Tensor out) const {
   out.copy_(img);
 }
 
+uint64_t sample_seed(int64_t index, const std::optional<uint64_t>& seed) {
+  // An odd constant spreads the data set seed so that nearby seeds give unrelated streams.
+  uint64_t mixed = static_cast<uint64_t>(index);
+  if (seed) mixed += *seed * 0x9E3779B97F4A7C15ULL;
+  return mixed;
+}
+
 std::vector<uint8_t> read_file_bytes(const std::string& path) {
   std::unique_ptr<std::FILE, decltype(&std::fclose)> file(std::fopen(path.c_str(), "rb"),
                                                           &std::fclose);

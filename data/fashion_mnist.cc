@@ -3,9 +3,11 @@
 #include <ATen/ops/empty.h>
 
 #include <algorithm>
+#include <opencv2/core/mat.hpp>
 #include <filesystem>
 #include <stdexcept>
 
+#include "data/hash.h"
 #include "data/idx.h"
 
 namespace qb {
@@ -27,7 +29,7 @@ std::string find_file(const std::string& root, const std::string& name) {
 }  // namespace
 
 FashionMnist::FashionMnist(const std::string& split, FashionMnistOptions options)
-    : split_(split), root_(options.root) {
+    : split_(split), root_(options.root), pipeline_(options.pipeline), seed_(options.seed) {
   if (split != "train" && split != "test") {
     throw DataError("fashion-mnist: unknown split '" + split + "' (expected 'train' or 'test')");
   }
@@ -59,6 +61,12 @@ FashionMnist::FashionMnist(const std::string& split, FashionMnistOptions options
 }
 
 at::Tensor FashionMnist::image(int64_t index) const {
+  if (pipeline_) {
+    check_index(index);
+    // The pipeline only reads the image, so it may wrap the stored bytes.
+    const cv::Mat grey(kSide, kSide, CV_8UC1, pixels_.data_ptr<uint8_t>() + index * kPixels);
+    return (*pipeline_)(grey, sample_seed(index, seed_));
+  }
   at::Tensor out = at::empty({1, kSide, kSide}, at::kFloat);
   write_image(index, out);
   return out;
@@ -78,6 +86,7 @@ std::string FashionMnist::describe() const {
 }
 
 void FashionMnist::write_image(int64_t index, at::Tensor out) const {
+  if (pipeline_) return Dataset::write_image(index, out);
   check_index(index);
   if (!out.is_cpu() || out.scalar_type() != at::kFloat || !out.is_contiguous() ||
       out.sizes() != at::IntArrayRef{1, kSide, kSide}) {
@@ -87,6 +96,17 @@ void FashionMnist::write_image(int64_t index, at::Tensor out) const {
   const uint8_t* pixels = pixels_.data_ptr<uint8_t>() + index * kPixels;
   float* values = out.data_ptr<float>();
   for (int64_t i = 0; i < kPixels; ++i) values[i] = normalised_[pixels[i]];
+}
+
+uint64_t FashionMnist::fingerprint() const {
+  uint64_t hash = fnv1a("fashion-mnist " + split_ + "\n");
+  hash = fnv1a(pixels_.data_ptr<uint8_t>(), static_cast<size_t>(size_ * kPixels), hash);
+  return fnv1a(labels_.data_ptr<uint8_t>(), static_cast<size_t>(size_), hash);
+}
+
+uint64_t FashionMnist::content_hash(int64_t index) const {
+  check_index(index);
+  return fnv1a(pixels_.data_ptr<uint8_t>() + index * kPixels, kPixels);
 }
 
 void FashionMnist::check_index(int64_t index) const {

@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "data/dataset.h"
+#include "data/transforms.h"
 
 namespace qb {
 
@@ -20,6 +21,10 @@ struct FashionMnistOptions {
   double stddev = 0.3530;
   /// Keep only the first `limit` examples (all of them when unset).
   std::optional<int64_t> limit;
+  /// Transforms on the 28x28 grey image instead of the plain normalisation above (which they then
+  /// replace: give them their own Normalize); example i draws from sample_seed(i, seed).
+  std::optional<Compose> pipeline;
+  std::optional<uint64_t> seed;
 };
 
 /// The "train" (60000 images) or "test" (10000 images) split of Fashion-MNIST.
@@ -40,6 +45,8 @@ class FashionMnist : public Dataset {
   at::Tensor image(int64_t index) const override;
   int64_t label(int64_t index) const override;
   std::string describe() const override;
+  uint64_t fingerprint() const override;
+  uint64_t content_hash(int64_t index) const override;
   /// Converts the stored bytes straight into `out` (float, contiguous, 1x28x28).
   void write_image(int64_t index, at::Tensor out) const override;
 
@@ -53,6 +60,8 @@ class FashionMnist : public Dataset {
   at::Tensor pixels_;                  // (file_size_, 28, 28) uint8
   at::Tensor labels_;                  // (file_size_) uint8
   std::array<float, 256> normalised_;  // byte value -> normalised pixel, computed once
+  std::optional<Compose> pipeline_;
+  std::optional<uint64_t> seed_;
 };
 
 }  // namespace qb

@@ -16,6 +16,9 @@
 #include <stdexcept>
 #include <system_error>
 
+#include "data/hash.h"
+#include "data/jpeg_decode.h"
+
 namespace qb {
 
 namespace {
@@ -23,21 +26,6 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr const char* kCacheMagic = "qb-imagenet-index 1";
-
-/// FNV-1a 64, extended over successive pieces.
-uint64_t fnv1a(const std::string& text, uint64_t hash = 14695981039346656037ULL) {
-  for (unsigned char c : text) {
-    hash ^= c;
-    hash *= 1099511628211ULL;
-  }
-  return hash;
-}
-
-std::string hex(uint64_t value) {
-  char text[17];
-  std::snprintf(text, sizeof(text), "%016llx", static_cast<unsigned long long>(value));
-  return text;
-}
 
 const char* layout_name(ImageNetLayout layout) {
   switch (layout) {
@@ -244,7 +232,7 @@ ImageNet::ImageNet(ImageNetOptions options)
                  (options_.skip_corrupt ? "\tskip-corrupt" : "");
     for (const std::string& file : label_files) cache_key_ += "\t" + file;
     cache_file_ =
-        (fs::path(options_.cache_dir) / ("imagenet-" + hex(fnv1a(cache_key_)) + ".index")).string();
+        (fs::path(options_.cache_dir) / ("imagenet-" + hex64(fnv1a(cache_key_)) + ".index")).string();
     uint64_t listing = listing_fingerprint(images_dir_, label_files);
     from_cache_ = read_cache(listing);
     if (!from_cache_) {
@@ -382,7 +370,7 @@ bool ImageNet::read_cache(uint64_t listing) {
   size_t n = 0;
   if (!expect(kCacheMagic) || line != kCacheMagic) return false;
   if (!expect("key ") || line.substr(4) != cache_key_) return false;
-  if (!expect("listing ") || line.substr(8) != hex(listing)) return false;
+  if (!expect("listing ") || line.substr(8) != hex64(listing)) return false;
   std::vector<std::string> classes;
   std::vector<Entry> entries;
   std::vector<std::string> skipped;
@@ -419,7 +407,7 @@ void ImageNet::write_cache(uint64_t listing) const {
   std::string temporary = cache_file_ + ".tmp" + std::to_string(::getpid());
   {
     std::ofstream out(temporary, std::ios::binary);
-    out << kCacheMagic << "\nkey " << cache_key_ << "\nlisting " << hex(listing) << "\n";
+    out << kCacheMagic << "\nkey " << cache_key_ << "\nlisting " << hex64(listing) << "\n";
     out << "classes " << classes_.size() << "\n";
     for (const std::string& wnid : classes_) out << wnid << "\n";
     out << "entries " << entries_.size() << "\n";
@@ -443,15 +431,19 @@ at::Tensor ImageNet::image(int64_t index) const {
       std::string(bytes.begin(), bytes.begin() + std::min<size_t>(bytes.size(), 8)),
       std::string(bytes.end() - tail, bytes.end()));
   if (!fault.empty()) throw DataError(file + ": " + fault);
-  // PIL (and so torchvision) ignores EXIF orientation, which OpenCV would otherwise apply.
+  const uint64_t seed = sample_seed(index, options_.seed);
+  // Colour JPEGs, nearly all of ImageNet: only the part the pipeline reads is decoded.
+  std::optional<ImagePart> part = decode_jpeg_part(
+      bytes.data(), bytes.size(),
+      [this](int height, int width) { return pipeline_.source_region(height, width); }, file);
+  if (part) return pipeline_(*part, seed);
+  // PNG, greyscale and CMYK JPEGs. PIL (and so torchvision) ignores EXIF orientation, which
+  // OpenCV would otherwise apply.
   cv::Mat bgr = cv::imdecode(cv::Mat(1, static_cast<int>(bytes.size()), CV_8U, bytes.data()),
                              cv::IMREAD_COLOR | cv::IMREAD_IGNORE_ORIENTATION);
   if (bgr.empty()) throw DataError(file + ": cannot be decoded (corrupt image data)");
   cv::Mat rgb;
   cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);
-  uint64_t seed = static_cast<uint64_t>(index);
-  // Spread by an odd constant so that every (seed, index) pair gets its own stream.
-  if (options_.seed) seed += *options_.seed * 0x9E3779B97F4A7C15ULL;
   return pipeline_(rgb, seed);
 }
 
@@ -484,6 +476,11 @@ uint64_t ImageNet::fingerprint() const {
         hash);
   }
   return hash;
+}
+
+uint64_t ImageNet::content_hash(int64_t index) const {
+  const std::vector<uint8_t> bytes = read_file_bytes(path(index));
+  return fnv1a(bytes.data(), bytes.size());
 }
 
 void ImageNet::check_index(int64_t index) const {

@@ -5,9 +5,12 @@
 #include <cstring>
 #include <numeric>
 #include <stdexcept>
+#include <unordered_map>
 #include <unordered_set>
 
 #include "data/batches.h"
+#include "data/hash.h"
+#include "data/loader.h"
 
 namespace qb {
 
@@ -82,15 +85,86 @@ void require_disjoint(const std::vector<int64_t>& a, const std::vector<int64_t>&
   }
 }
 
-CachedDataset::CachedDataset(const Dataset& source)
-    : num_classes_(source.num_classes()), description_("cached " + source.describe()) {
-  if (source.size() == 0) throw std::invalid_argument(description_ + ": nothing to cache");
-  std::vector<int64_t> all(source.size());
-  std::iota(all.begin(), all.end(), int64_t{0});
-  // make_batch allocates one contiguous tensor and checks that every image has the same shape.
-  Batch batch = make_batch(source, all);
-  images_ = batch.images;
-  labels_ = batch.labels;
+Subset::Subset(const Dataset& source, std::vector<int64_t> indices)
+    : source_(source), indices_(std::move(indices)) {
+  whole_ = static_cast<int64_t>(indices_.size()) == source.size();
+  for (size_t i = 0; i < indices_.size(); ++i) {
+    const int64_t index = indices_[i];
+    whole_ = whole_ && index == static_cast<int64_t>(i);
+    if (index < 0 || index >= source.size()) {
+      throw std::out_of_range(source.describe() + ": subset index " + std::to_string(index) +
+                              " is outside [0, " + std::to_string(source.size()) + ")");
+    }
+  }
+}
+
+std::string Subset::describe() const {
+  if (whole_) return source_.describe();
+  return std::to_string(indices_.size()) + " chosen examples of " + source_.describe();
+}
+
+uint64_t Subset::fingerprint() const {
+  uint64_t hash = source_.fingerprint();
+  return fnv1a(indices_.data(), indices_.size() * sizeof(int64_t), hash);
+}
+
+int64_t Subset::at(int64_t index) const {
+  if (index < 0 || index >= size()) {
+    throw std::out_of_range(describe() + ": index " + std::to_string(index) + " is outside [0, " +
+                            std::to_string(size()) + ")");
+  }
+  return indices_[static_cast<size_t>(index)];
+}
+
+void require_disjoint_content(const Dataset& a, const std::vector<int64_t>& a_indices,
+                              const Dataset& b, const std::vector<int64_t>& b_indices,
+                              const std::string& context) {
+  std::unordered_map<uint64_t, int64_t> in_b;
+  for (int64_t index : b_indices) in_b.emplace(b.content_hash(index), index);
+  for (int64_t index : a_indices) {
+    auto it = in_b.find(a.content_hash(index));
+    if (it != in_b.end()) {
+      throw std::invalid_argument(context + ": example " + std::to_string(index) + " of " +
+                                  a.describe() + " has the same content as example " +
+                                  std::to_string(it->second) + " of " + b.describe());
+    }
+  }
+}
+
+CachedDataset::CachedDataset(const Dataset& source, int workers,
+                             const std::function<void(int64_t)>& on_progress)
+    : num_classes_(source.num_classes()),
+      description_("cached " + source.describe()),
+      fingerprint_(source.fingerprint()) {
+  const int64_t size = source.size();
+  if (size == 0) throw std::invalid_argument(description_ + ": nothing to cache");
+  // The Loader's batches are checked for equal shapes; they are copied into one tensor so that
+  // example i stays at row i whatever the batch size.
+  LoaderOptions options;
+  options.batch_size = 64;
+  options.workers = workers;
+  Loader loader(source, options);
+  int64_t done = 0;
+  while (std::optional<Batch> batch = loader.next()) {
+    if (!images_.defined()) {
+      std::vector<int64_t> shape = batch->images.sizes().vec();
+      shape[0] = size;
+      images_ = at::empty(shape, batch->images.options());
+      labels_ = at::empty({size}, at::kLong);
+    }
+    const int64_t n = batch->images.size(0);
+    images_.narrow(0, done, n).copy_(batch->images);
+    labels_.narrow(0, done, n).copy_(batch->labels);
+    done += n;
+    if (on_progress) on_progress(done);
+  }
+  content_hashes_.reserve(static_cast<size_t>(size));
+  for (int64_t i = 0; i < size; ++i) content_hashes_.push_back(source.content_hash(i));
+}
+
+uint64_t CachedDataset::content_hash(int64_t index) const {
+  check_index(index);
+  return content_hashes_[static_cast<size_t>(index)];
 }
 
 at::Tensor CachedDataset::image(int64_t index) const {

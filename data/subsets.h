@@ -6,6 +6,7 @@
 // the same (n, seed) calibrate on exactly the same examples.
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -34,14 +35,52 @@ std::vector<int64_t> stratified(const Dataset& dataset, int64_t n, uint64_t seed
 void require_disjoint(const std::vector<int64_t>& a, const std::vector<int64_t>& b,
                       const std::string& context);
 
+/// Throws std::invalid_argument naming `context` and the first example of `a_indices` (in `a`)
+/// whose content hash equals that of an example of `b_indices` (in `b`): the same image in two
+/// splits or data sets, which an index check cannot see.
+void require_disjoint_content(const Dataset& a, const std::vector<int64_t>& a_indices,
+                              const Dataset& b, const std::vector<int64_t>& b_indices,
+                              const std::string& context);
+
+/// Examples `indices` of `source` as a Dataset: example i is source example indices[i]. The source
+/// must outlive it; std::out_of_range names the first index outside the source.
+class Subset : public Dataset {
+ public:
+  Subset(const Dataset& source, std::vector<int64_t> indices);
+
+  int64_t size() const override { return static_cast<int64_t>(indices_.size()); }
+  int64_t num_classes() const override { return source_.num_classes(); }
+  at::Tensor image(int64_t index) const override { return source_.image(at(index)); }
+  int64_t label(int64_t index) const override { return source_.label(at(index)); }
+  /// The source's description, with the subset's size unless it is all of the source in order.
+  std::string describe() const override;
+  /// The source's fingerprint combined with the chosen indices.
+  uint64_t fingerprint() const override;
+  uint64_t content_hash(int64_t index) const override { return source_.content_hash(at(index)); }
+  void write_image(int64_t index, at::Tensor out) const override {
+    source_.write_image(at(index), out);
+  }
+  /// The source indices, in subset order.
+  const std::vector<int64_t>& indices() const { return indices_; }
+
+ private:
+  int64_t at(int64_t index) const;
+
+  const Dataset& source_;
+  std::vector<int64_t> indices_;
+  bool whole_;  // every example in source order: describes itself as the source
+};
+
 /// A copy of a dataset's transformed images in one contiguous (N,C,H,W) tensor, with its labels.
 /// It does not refer to the source afterwards; it holds N images of floats, so it suits
 /// evaluation sets and subsets, not ImageNet's training split.
 class CachedDataset : public Dataset {
  public:
-  /// Decodes every example of `source` once; throws std::invalid_argument for an empty dataset and
-  /// DataError when the images differ in shape.
-  explicit CachedDataset(const Dataset& source);
+  /// Decodes every example of `source` once, with `workers` Loader threads, calling `on_progress`
+  /// with the number of examples done after each batch; throws std::invalid_argument for an empty
+  /// dataset and DataError when the images differ in shape.
+  explicit CachedDataset(const Dataset& source, int workers = 1,
+                         const std::function<void(int64_t)>& on_progress = {});
 
   int64_t size() const override { return images_.size(0); }
   int64_t num_classes() const override { return num_classes_; }
@@ -50,6 +89,9 @@ class CachedDataset : public Dataset {
   int64_t label(int64_t index) const override;
   /// "cached " followed by the source's description.
   std::string describe() const override;
+  /// The source's fingerprint and content hashes, taken when caching.
+  uint64_t fingerprint() const override { return fingerprint_; }
+  uint64_t content_hash(int64_t index) const override;
   /// Copies the cached image into `out` without a temporary tensor.
   void write_image(int64_t index, at::Tensor out) const override;
 
@@ -60,6 +102,8 @@ class CachedDataset : public Dataset {
   at::Tensor labels_;  // (N) int64
   int64_t num_classes_;
   std::string description_;
+  uint64_t fingerprint_;
+  std::vector<uint64_t> content_hashes_;
 };
 
 }  // namespace qb

@@ -5,6 +5,8 @@
 // Random transforms draw only from the generator handed to them, which a pipeline seeds from a
 // per-sample seed, so results never depend on threads or timing. Matching torchvision's random
 // numbers is not a goal; its geometry rules (crop sizes, bounds, fallbacks) are followed exactly.
+// Compose runs Resize followed by CenterCrop, and ToTensor with Normalize, as fused passes that
+// compute only the output's pixels and give the very values the separate steps give.
 
 #include <ATen/core/Tensor.h>
 
@@ -13,6 +15,7 @@
 #include <memory>
 #include <opencv2/core/mat.hpp>
 #include <optional>
+#include <utility>
 #include <vector>
 
 namespace qb {
@@ -40,6 +43,18 @@ struct CropBox {
   int width = 0;
 };
 
+/// The pixels of part of an image: rows [box.top, box.top + box.height) and columns [box.left,
+/// box.left + box.width) of an image of height x width (a decoder may produce no more).
+struct ImagePart {
+  cv::Mat pixels;
+  CropBox box;
+  int height = 0;
+  int width = 0;
+};
+
+/// The whole of `image` as an ImagePart (no copy).
+ImagePart whole_image(const cv::Mat& image);
+
 /// One step on an 8-bit image; random steps draw only from `rng`.
 class ImageTransform {
  public:
@@ -50,6 +65,15 @@ class ImageTransform {
 
 /// PIL's Image.resize(BILINEAR) to exactly (height, width): antialiased when shrinking.
 cv::Mat resize_bilinear(const cv::Mat& image, int height, int width);
+
+/// crop(resize_bilinear(image, height, width), region) with the same values, computed only where
+/// the region needs it: the horizontal pass for the source rows and intermediate columns the
+/// region reads, the vertical pass for its rows. `part` must cover resize_source_box(...).
+cv::Mat resize_bilinear_region(const ImagePart& part, int height, int width, const CropBox& region);
+
+/// The pixels of an in_height x in_width image that resize_bilinear_region reads for `region`.
+CropBox resize_source_box(int in_height, int in_width, int height, int width,
+                          const CropBox& region);
 
 /// The (height, width) torchvision's Resize(size) gives: shorter side `size`, the other truncated.
 std::array<int, 2> resized_size(int height, int width, int size);
@@ -62,6 +86,8 @@ class Resize : public ImageTransform {
  public:
   explicit Resize(int size);
   cv::Mat apply(const cv::Mat& image, TransformRng& rng) const override;
+  /// The shorter side's length after resizing.
+  int size() const { return size_; }
 
  private:
   int size_;
@@ -72,6 +98,8 @@ class CenterCrop : public ImageTransform {
  public:
   explicit CenterCrop(int size);
   cv::Mat apply(const cv::Mat& image, TransformRng& rng) const override;
+  /// The crop's side.
+  int size() const { return size_; }
 
  private:
   int size_;
@@ -129,19 +157,39 @@ at::Tensor normalize(const at::Tensor& tensor, const Normalization& normalizatio
 /// Image steps, then ToTensor, then an optional Normalize; one seed per sample fixes every draw.
 class Compose {
  public:
+  /// No image steps and no Normalize: ToTensor alone.
+  Compose();
   /// Appends an image step; returns *this for chaining.
   Compose& add(std::shared_ptr<const ImageTransform> step);
   /// Normalizes after ToTensor; returns *this for chaining.
   Compose& normalize_with(Normalization normalization);
 
+  /// The part of a height x width image the image steps read, when that is known before seeing
+  /// the pixels: for Resize followed by a CenterCrop that needs no padding. nullopt means the
+  /// whole image (random steps, anything else).
+  std::optional<CropBox> source_region(int height, int width) const;
+
   /// The image after every image step, drawing from a generator seeded with `seed`.
   cv::Mat apply_image(const cv::Mat& image, uint64_t seed) const;
+  /// The same from part of an image, which must cover source_region(part.height, part.width), or
+  /// the whole image when that is nullopt.
+  cv::Mat apply_image(const ImagePart& part, uint64_t seed) const;
   /// The full pipeline: image steps, ToTensor, Normalize if set.
   at::Tensor operator()(const cv::Mat& image, uint64_t seed) const;
+  /// The full pipeline from part of an image, as apply_image(part, seed).
+  at::Tensor operator()(const ImagePart& part, uint64_t seed) const;
 
  private:
+  /// When the image steps are Resize then a CenterCrop that needs no padding: the resized
+  /// (height, width) of a height x width image and the crop taken from it.
+  std::optional<std::pair<std::array<int, 2>, CropBox>> resize_center_crop(int height,
+                                                                           int width) const;
+
   std::vector<std::shared_ptr<const ImageTransform>> steps_;
   std::optional<Normalization> normalization_;
+  /// ToTensor then Normalize for each 8-bit value, 256 floats per channel; one channel (ToTensor
+  /// alone) without normalization.
+  std::vector<float> lookup_;
 };
 
 /// ImageNet's channel statistics, as torchvision's models expect.

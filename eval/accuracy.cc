@@ -7,6 +7,8 @@
 #include <cstdio>
 
 #include "data/batches.h"
+#include "data/loader.h"
+#include "data/subsets.h"
 #include "eval/progress.h"
 
 namespace qb {
@@ -42,15 +44,19 @@ AccuracyCounts evaluate_accuracy(const Classifier& classifier, const Dataset& da
                                  const AccuracyOptions& options) {
   c10::InferenceMode no_autograd;
   int64_t n = options.limit > 0 ? std::min(options.limit, dataset.size()) : dataset.size();
-  Batches batches(dataset, epoch_order(n, /*shuffle=*/false, 0, 0), options.batch_size,
-                  /*drop_last=*/false);
   AccuracyCounts counts;
+  if (n == 0) return counts;
+  LoaderOptions loading;
+  loading.batch_size = options.batch_size;
+  loading.workers = options.workers;
+  const Subset first_n(dataset, epoch_order(n, /*shuffle=*/false, 0, 0));
+  Loader loader(first_n, loading);
   std::unique_ptr<Progress> progress;
   if (!options.progress_label.empty()) {
     progress = std::make_unique<Progress>(options.progress_label, n);
   }
-  for (const Batch& batch : batches) {
-    accumulate(counts, classifier(batch.images), batch.labels);
+  while (std::optional<Batch> batch = loader.next()) {
+    accumulate(counts, classifier(batch->images), batch->labels);
     if (progress) progress->update(counts.examples);
   }
   if (progress) {

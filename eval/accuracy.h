@@ -35,6 +35,8 @@ struct AccuracyOptions {
   int64_t limit = 0;
   /// Label for the progress display; empty means none.
   std::string progress_label;
+  /// Loader threads decoding batches ahead of the model (the order of examples never changes).
+  int workers = 1;
 };
 
 /// Runs `classifier` over the dataset in order, without autograd.

@@ -6,23 +6,38 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <sstream>
 #include <stdexcept>
 
 namespace qb {
 
 namespace {
 
-// Collects each repetition's mean time per iteration; prints nothing.
+// Collects each repetition's mean time per iteration and Google Benchmark's JSON report of the
+// run; prints nothing.
 class RepetitionCollector : public benchmark::BenchmarkReporter {
  public:
-  bool ReportContext(const Context&) override { return true; }
+  RepetitionCollector() {
+    json_.SetOutputStream(&json_text_);
+    json_.SetErrorStream(&json_errors_);
+  }
+  bool ReportContext(const Context& context) override { return json_.ReportContext(context); }
   void ReportRuns(const std::vector<Run>& runs) override {
     for (const Run& run : runs) {
       if (run.error_occurred) throw std::runtime_error("benchmark failed: " + run.error_message);
       if (run.run_type == Run::RT_Iteration) times_ms.push_back(run.GetAdjustedRealTime());
     }
+    json_.ReportRuns(runs);
   }
+  void Finalize() override { json_.Finalize(); }
+  nlohmann::json report() const { return nlohmann::json::parse(json_text_.str()); }
+
   std::vector<double> times_ms;
+
+ private:
+  benchmark::JSONReporter json_;
+  std::stringstream json_text_;
+  std::stringstream json_errors_;
 };
 
 }  // namespace
@@ -75,7 +90,9 @@ LatencyResult measure_latency(const std::string& name, const std::function<void(
   }
   benchmark::ClearRegisteredBenchmarks();
   at::set_num_threads(previous_threads);
-  return summarize_latency(collector.times_ms);
+  LatencyResult result = summarize_latency(collector.times_ms);
+  result.google_benchmark = collector.report();
+  return result;
 }
 
 }  // namespace qb

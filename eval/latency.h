@@ -2,6 +2,8 @@
 // Latency of one forward pass, measured through Google Benchmark's runner
 // (warm-up, automatic iteration count, repetitions), at a given thread count.
 
+#include <nlohmann/json.hpp>
+
 #include <functional>
 #include <string>
 #include <vector>
@@ -9,7 +11,8 @@
 namespace qb {
 
 struct LatencyOptions {
-  /// Intra-op threads for the measurement (inter-op stays at LibTorch's setting).
+  /// Intra-op threads for the measurement (inter-op threads are a process setting; the sweep sets
+  /// them to 1 at start-up).
   int threads = 1;
   /// Google Benchmark's minimum time per repetition, and its warm-up time.
   double min_time_s = 0.5;
@@ -26,6 +29,9 @@ struct LatencyResult {
   double p90_ms = 0.0;
   /// stddev / mean: how noisy the machine was.
   double cv = 0.0;
+  /// Google Benchmark's own JSON report of the run ({"context": ..., "benchmarks": [...]}), so
+  /// its tools (compare.py) can read our measurements; null from summarize_latency.
+  nlohmann::json google_benchmark;
 };
 
 /// Times `run_once` (which must do one complete forward pass) and restores the thread count.

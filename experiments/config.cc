@@ -89,6 +89,26 @@ std::optional<std::vector<std::string>> typed_value(const toml::node& node) {
   return out;
 }
 
+nlohmann::json node_to_json(const toml::node& node) {
+  if (const toml::table* table = node.as_table()) {
+    nlohmann::json out = nlohmann::json::object();
+    for (const auto& [key, value] : *table) out[std::string(key.str())] = node_to_json(value);
+    return out;
+  }
+  if (const toml::array* array = node.as_array()) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& element : *array) out.push_back(node_to_json(element));
+    return out;
+  }
+  if (node.is_string()) return *node.value<std::string>();
+  if (node.is_integer()) return *node.value<int64_t>();
+  if (node.is_floating_point()) return *node.value<double>();
+  if (node.is_boolean()) return *node.value<bool>();
+  std::stringstream text;
+  node.visit([&](const auto& value) { text << value; });
+  return text.str();
+}
+
 }  // namespace
 
 Config::Config(std::unique_ptr<toml::table> root, std::string origin)
@@ -157,6 +177,25 @@ std::vector<std::string> Config::get_string_list(
     const std::string& key, const std::optional<std::vector<std::string>>& fallback) {
   return get<std::vector<std::string>>(key, fallback, "a list of strings");
 }
+
+nlohmann::json Config::get_json(const std::string& key,
+                                const std::optional<nlohmann::json>& fallback) {
+  const toml::node* node = root_->at_path(key).node();
+  if (!node) {
+    if (fallback) return *fallback;
+    throw ConfigError(origin_ + ": missing key '" + key + "'");
+  }
+  std::vector<std::pair<std::string, const toml::node*>> leaves;
+  if (const toml::table* table = node->as_table()) {
+    leaf_keys(*table, key, leaves);
+    for (const auto& leaf : leaves) read_keys_.insert(leaf.first);
+  } else {
+    read_keys_.insert(key);
+  }
+  return node_to_json(*node);
+}
+
+nlohmann::json Config::to_json() const { return node_to_json(*root_); }
 
 void Config::reject_unknown_keys() const {
   std::vector<std::pair<std::string, const toml::node*>> leaves;

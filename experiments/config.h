@@ -2,6 +2,8 @@
 // Typed access to a TOML experiment file by dotted key path, with errors that
 // name the file, the line and the key, and a check for keys nobody read.
 
+#include <nlohmann/json.hpp>
+
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -47,6 +49,12 @@ class Config {
                                     const std::optional<std::vector<int64_t>>& fallback = {});
   std::vector<std::string> get_string_list(
       const std::string& key, const std::optional<std::vector<std::string>>& fallback = {});
+
+  /// The value at `key` (a table, array or scalar) as JSON, every key below it counted as read;
+  /// `fallback` when absent. Dates and times become strings.
+  nlohmann::json get_json(const std::string& key, const std::optional<nlohmann::json>& fallback = {});
+  /// The whole file as JSON (for provenance records); reads nothing.
+  nlohmann::json to_json() const;
 
   /// Throws a ConfigError naming every key present in the file that no getter asked for.
   void reject_unknown_keys() const;

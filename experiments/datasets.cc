@@ -3,11 +3,33 @@
 #include "data/cifar.h"
 #include "data/fashion_mnist.h"
 #include "data/imagenet.h"
+#include "data/synthetic.h"
+#include "data/transform_spec.h"
 #include "experiments/paths.h"
 
 namespace qb {
 
 namespace {
+
+// `transforms = ["Resize(256)", ...]` under `section`, ending in Normalize(mean, std); nullopt
+// when the key is absent and `fallback` is empty.
+std::optional<Compose> read_pipeline(Config& config, const std::string& section,
+                                     const std::vector<std::string>& fallback,
+                                     const Normalization& normalization) {
+  const std::string key = section + ".transforms";
+  if (!config.has(key) && fallback.empty()) return std::nullopt;
+  try {
+    return parse_pipeline(config.get_string_list(key, fallback), normalization);
+  } catch (const std::invalid_argument& e) {
+    throw config.error(key, e.what());
+  }
+}
+
+std::optional<uint64_t> read_seed(Config& config, const std::string& section) {
+  if (!config.has(section + ".seed")) return std::nullopt;
+  return static_cast<uint64_t>(config.get_int(section + ".seed"));
+}
+
 // A per-channel (R, G, B) setting such as mean or std.
 std::array<double, 3> three_numbers(Config& config, const std::string& key,
                                     const std::array<double, 3>& fallback) {
@@ -46,6 +68,14 @@ std::unique_ptr<Dataset> open_imagenet(Config& config, const std::string& sectio
   path_option("cache_dir", options.cache_dir);
   if (config.has(section + ".limit")) options.limit = config.get_int(section + ".limit");
   options.skip_corrupt = config.get_bool(section + ".skip_corrupt", false);
+  const Normalization imagenet = imagenet_normalization();
+  std::array<double, 3> mean = three_numbers(config, section + ".mean",
+                                             {imagenet.mean[0], imagenet.mean[1], imagenet.mean[2]});
+  std::array<double, 3> stddev = three_numbers(config, section + ".std",
+                                               {imagenet.std[0], imagenet.std[1], imagenet.std[2]});
+  options.pipeline = read_pipeline(config, section, {"Resize(256)", "CenterCrop(224)"},
+                                   {{mean.begin(), mean.end()}, {stddev.begin(), stddev.end()}});
+  options.seed = read_seed(config, section);
   return std::make_unique<ImageNet>(options);
 }
 
@@ -60,6 +90,8 @@ std::unique_ptr<Dataset> open_dataset(Config& config, const std::string& section
     options.mean = config.get_double(section + ".mean", options.mean);
     options.stddev = config.get_double(section + ".std", options.stddev);
     if (config.has(section + ".limit")) options.limit = config.get_int(section + ".limit");
+    options.pipeline = read_pipeline(config, section, {}, {{options.mean}, {options.stddev}});
+    options.seed = read_seed(config, section);
     return std::make_unique<FashionMnist>(split, options);
   }
   if (kind == "cifar10" || kind == "cifar100") {
@@ -71,12 +103,31 @@ std::unique_ptr<Dataset> open_dataset(Config& config, const std::string& section
     options.mean = three_numbers(config, section + ".mean", options.mean);
     options.stddev = three_numbers(config, section + ".std", options.stddev);
     if (config.has(section + ".limit")) options.limit = config.get_int(section + ".limit");
+    options.pipeline =
+        read_pipeline(config, section, {},
+                      {{options.mean.begin(), options.mean.end()},
+                       {options.stddev.begin(), options.stddev.end()}});
+    options.seed = read_seed(config, section);
     CifarVersion version = kind == "cifar10" ? CifarVersion::k10 : CifarVersion::k100;
     return std::make_unique<Cifar>(version, split, options);
   }
   if (kind == "imagenet") return open_imagenet(config, section, split);
+  if (kind == "synthetic") {
+    SyntheticOptions options;
+    options.shape = config.get_int_list(section + ".shape", options.shape);
+    options.size = config.get_int(section + ".size", options.size);
+    options.num_classes = config.get_int(section + ".num_classes", options.num_classes);
+    // Each split gets its own images, as two splits of a real data set would.
+    options.seed = static_cast<uint64_t>(config.get_int(section + ".seed", 0)) +
+                   (split == "train" ? 0x5eed : 0);
+    try {
+      return std::make_unique<Synthetic>(options);
+    } catch (const DataError& e) {
+      throw config.error(section, e.what());
+    }
+  }
   throw config.error(section + ".kind", "unknown dataset kind '" + kind +
-                                            "' (known: fashion_mnist, cifar10, cifar100, imagenet)");
+                                            "' (known: fashion_mnist, cifar10, cifar100, imagenet, synthetic)");
 }
 
 }  // namespace qb

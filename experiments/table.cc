@@ -1,15 +1,14 @@
 #include "experiments/table.h"
 
 #include <cstdio>
+#include <map>
+#include <tuple>
+
+#include "experiments/records.h"
 
 namespace qb {
 
 namespace {
-std::string format(const char* pattern, double value) {
-  char buffer[64];
-  std::snprintf(buffer, sizeof buffer, pattern, value);
-  return buffer;
-}
 
 std::string csv_field(const std::string& text) {
   if (text.find_first_of(",\"\n") == std::string::npos) return text;
@@ -17,26 +16,91 @@ std::string csv_field(const std::string& text) {
   for (char c : text) quoted += c == '"' ? std::string("\"\"") : std::string(1, c);
   return quoted + "\"";
 }
+
+std::optional<Figure> figure(const nlohmann::json& accuracy, const std::string& name) {
+  if (accuracy.is_null()) return std::nullopt;
+  const nlohmann::json& summary = accuracy.at(name);
+  return Figure{summary.at("mean").get<double>(), summary.at("n").get<int>(),
+                summary.at("ci95")[0].get<double>(), summary.at("ci95")[1].get<double>()};
+}
+
+std::string markdown_figure(const std::optional<Figure>& f) {
+  if (!f) return "-";
+  std::string text = format_number("%.2f", f->mean);
+  if (f->n > 1) text += " [" + format_number("%.2f", f->ci95_low) + ", " + format_number("%.2f", f->ci95_high) + "]";
+  return text;
+}
+
 }  // namespace
+
+std::string format_number(const char* pattern, double value) {
+  char buffer[64];
+  std::snprintf(buffer, sizeof buffer, pattern, value);
+  return buffer;
+}
+
+std::vector<TableRow> table_rows(const std::vector<nlohmann::json>& records) {
+  std::map<std::string, size_t> row_of_hash;
+  std::vector<TableRow> rows;
+  for (const nlohmann::json& record : measured_only(records)) {
+    const nlohmann::json& point = record.at("point");
+    TableRow row;
+    row.model = point.at("model").get<std::string>();
+    row.variant = record.at("label").get<std::string>();
+    row.threads = point.at("threads").get<int64_t>();
+    row.batch_size = point.at("batch_size").get<int64_t>();
+    row.size_mb = record.at("size_bytes").get<double>() / 1e6;
+    row.top1 = figure(record.at("accuracy"), "top1");
+    row.top5 = figure(record.at("accuracy"), "top5");
+    row.latency_ms = record.at("latency").at("median_ms").get<double>();
+    auto [it, added] = row_of_hash.emplace(record.at("config_hash").get<std::string>(), rows.size());
+    if (added) {
+      rows.push_back(row);
+    } else {
+      rows[it->second] = row;
+    }
+  }
+  std::map<std::tuple<std::string, int64_t, int64_t>, double> fp32_latency;
+  for (const TableRow& row : rows) {
+    if (row.variant == "fp32") fp32_latency[{row.model, row.threads, row.batch_size}] = row.latency_ms;
+  }
+  for (TableRow& row : rows) {
+    auto it = fp32_latency.find({row.model, row.threads, row.batch_size});
+    if (it != fp32_latency.end() && row.latency_ms > 0) row.speedup = it->second / row.latency_ms;
+  }
+  return rows;
+}
 
 std::string markdown_table(const std::vector<TableRow>& rows) {
   std::string out =
-      "| variant | size (MB) | top-1 (%) | top-5 (%) | latency (ms/image) | threads |\n"
-      "| --- | ---: | ---: | ---: | ---: | ---: |\n";
-  for (const auto& row : rows) {
-    out += "| " + row.variant + " | " + format("%.3f", row.size_mb) + " | " +
-           format("%.2f", row.top1_percent) + " | " + format("%.2f", row.top5_percent) + " | " +
-           format("%.3f", row.latency_ms) + " | " + std::to_string(row.threads) + " |\n";
+      "| model | variant | threads | batch | size MB | top-1 % | top-5 % | latency ms | speedup |\n"
+      "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n";
+  for (const TableRow& row : rows) {
+    out += "| " + row.model + " | " + row.variant + " | " + std::to_string(row.threads) + " | " +
+           std::to_string(row.batch_size) + " | " + format_number("%.3f", row.size_mb) + " | " +
+           markdown_figure(row.top1) + " | " + markdown_figure(row.top5) + " | " +
+           format_number("%.3f", row.latency_ms) + " | " +
+           (row.speedup ? format_number("%.2fx", *row.speedup) : std::string("-")) + " |\n";
   }
   return out;
 }
 
 std::string csv_table(const std::vector<TableRow>& rows) {
-  std::string out = "variant,size_mb,top1_percent,top5_percent,latency_ms,threads\n";
-  for (const auto& row : rows) {
-    out += csv_field(row.variant) + "," + format("%.6f", row.size_mb) + "," +
-           format("%.4f", row.top1_percent) + "," + format("%.4f", row.top5_percent) + "," +
-           format("%.6f", row.latency_ms) + "," + std::to_string(row.threads) + "\n";
+  std::string out =
+      "model,variant,threads,batch_size,size_mb,top1_percent,top1_ci95_low,top1_ci95_high,"
+      "top5_percent,top5_ci95_low,top5_ci95_high,seeds,latency_ms,speedup\n";
+  auto figure_fields = [](const std::optional<Figure>& f) {
+    if (!f) return std::string(",,");
+    return format_number("%.4f", f->mean) + "," + format_number("%.4f", f->ci95_low) + "," +
+           format_number("%.4f", f->ci95_high);
+  };
+  for (const TableRow& row : rows) {
+    out += csv_field(row.model) + "," + csv_field(row.variant) + "," +
+           std::to_string(row.threads) + "," + std::to_string(row.batch_size) + "," +
+           format_number("%.6f", row.size_mb) + "," + figure_fields(row.top1) + "," +
+           figure_fields(row.top5) + "," + (row.top1 ? std::to_string(row.top1->n) : "") + "," +
+           format_number("%.6f", row.latency_ms) + "," +
+           (row.speedup ? format_number("%.4f", *row.speedup) : std::string()) + "\n";
   }
   return out;
 }

@@ -1,23 +1,46 @@
 #pragma once
-// The comparison table a sweep prints and writes: one row per variant.
+// The comparison table of a run, built from its records: one row per point, with accuracy (the
+// mean and 95% interval over calibration seeds), size, latency and speedup against the fp32 row
+// of the same model, thread count and batch size.
 
+#include <nlohmann/json.hpp>
+
+#include <optional>
 #include <string>
 #include <vector>
 
 namespace qb {
 
-struct TableRow {
-  std::string variant;
-  double size_mb = 0.0;
-  double top1_percent = 0.0;
-  double top5_percent = 0.0;
-  double latency_ms = 0.0;  // median per image, batch 1
-  int threads = 1;
+/// A figure measured once or over several calibration seeds.
+struct Figure {
+  double mean = 0.0;
+  int n = 1;
+  double ci95_low = 0.0;
+  double ci95_high = 0.0;
 };
 
-/// GitHub Markdown, numbers with fixed decimals so columns line up.
+struct TableRow {
+  std::string model;
+  std::string variant;  // the point's label
+  int64_t threads = 1;
+  int64_t batch_size = 1;
+  double size_mb = 0.0;
+  std::optional<Figure> top1;  // absent for latency-only sweeps
+  std::optional<Figure> top5;
+  double latency_ms = 0.0;  // median time of one batch
+  std::optional<double> speedup;  // fp32 latency / this latency, when the fp32 row exists
+};
+
+/// `value` printed with a printf `pattern` such as "%.2f".
+std::string format_number(const char* pattern, double value);
+
+/// Rows in record order, failures left out; a record seen twice (same config_hash, e.g. from two shards) counts
+/// once, the later one winning.
+std::vector<TableRow> table_rows(const std::vector<nlohmann::json>& records);
+
+/// GitHub Markdown with fixed decimals; seeded figures show "mean [low, high]".
 std::string markdown_table(const std::vector<TableRow>& rows);
-/// RFC 4180 CSV with a header line.
+/// RFC 4180 CSV with a header line; every number in its own column.
 std::string csv_table(const std::vector<TableRow>& rows);
 
 }  // namespace qb

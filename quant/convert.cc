@@ -248,37 +248,3 @@ GraphModule convert(const GraphModule& prepared, const ConvertOptions& options) 
 }
 
 }  // namespace qb
-
-namespace qb {
-
-DomainReport quantization_domains(const GraphModule& converted) {
-  // A value is int8 when an int8 kernel or quantize produced it; other ops keep
-  // the domain of their first input, dequantize leaves it.
-  std::map<std::string, bool> int8;
-  DomainReport report;
-  for (const Node& node : converted.graph.nodes()) {
-    if (node.op == NodeOp::kPlaceholder || node.op == NodeOp::kOutput) {
-      int8[node.name] = false;
-      continue;
-    }
-    bool produces_int8;
-    if (node.target == "quantize_per_tensor") {
-      produces_int8 = true;
-    } else if (node.target == "dequantize") {
-      produces_int8 = false;
-    } else if (node.op == NodeOp::kCallFunction && node.target.rfind("quantized_", 0) == 0) {
-      produces_int8 = true;
-    } else if (node.op == NodeOp::kCallModule &&
-               converted.module(node.target).kind().rfind("Quantized", 0) == 0) {
-      produces_int8 = true;
-    } else {
-      produces_int8 = !node.inputs.empty() && int8[node.inputs[0]];
-    }
-    int8[node.name] = produces_int8;
-    if (node.target == "quantize_per_tensor" || node.target == "dequantize") continue;
-    (produces_int8 ? report.int8_nodes : report.fp32_nodes).push_back(node.name);
-  }
-  return report;
-}
-
-}  // namespace qb

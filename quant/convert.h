@@ -27,11 +27,4 @@ GraphModule convert(const GraphModule& prepared, const ConvertOptions& options);
 /// measures it and its qparams quantize it (per channel along the observer's axis, or per tensor).
 at::Tensor quantize_weight(const at::Tensor& weight, const ObserverSpec& spec);
 
-/// Names of the nodes that run int8 kernels, and of those that run in fp32 (for reports).
-struct DomainReport {
-  std::vector<std::string> int8_nodes;
-  std::vector<std::string> fp32_nodes;
-};
-DomainReport quantization_domains(const GraphModule& converted);
-
 }  // namespace qb

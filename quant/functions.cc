@@ -14,6 +14,7 @@ namespace {
 struct Entry {
   std::string display_name;
   Function fn;
+  FunctionKind kind = FunctionKind::kCompute;
 };
 
 void expect_inputs(const Node& node, const std::vector<at::Tensor>& inputs, size_t count) {
@@ -59,7 +60,8 @@ std::map<std::string, Entry> builtin_functions() {
           throw GraphError("node '" + n.name + "': unknown memory_format '" + format + "'");
         }
         return in[0].contiguous();
-      }};
+      },
+      FunctionKind::kLayout};
   table["cat"] = {"torch.cat", [](const std::vector<at::Tensor>& in, const Node& n) {
                     return at::cat(in, n.int_attr("dim", 0));
                   }};
@@ -77,11 +79,13 @@ std::map<std::string, Entry> builtin_functions() {
         at::ScalarType dtype = n.string_attr("dtype", "quint8") == "qint8" ? at::kQInt8 : at::kQUInt8;
         return at::quantize_per_tensor(in[0], n.float_attr("scale", 1.0),
                                        n.int_attr("zero_point", 0), dtype);
-      }};
+      },
+      FunctionKind::kQuantize};
   table["dequantize"] = {"dequantize", [](const std::vector<at::Tensor>& in, const Node& n) {
                            expect_inputs(n, in, 1);
                            return in[0].dequantize();
-                         }};
+                         },
+                         FunctionKind::kDequantize};
   for (const char* name : {"add", "add_relu", "mul"}) {
     table[std::string("quantized_") + name] = {
         std::string("torch.ops.quantized.") + name,
@@ -91,7 +95,8 @@ std::map<std::string, Entry> builtin_functions() {
                                    {in[0], in[1], n.float_attr("scale", 1.0),
                                     n.int_attr("zero_point", 0)})
               .toTensor();
-        }};
+        },
+        FunctionKind::kInt8Kernel};
   }
   table["quantized_cat"] = {
       "torch.ops.quantized.cat", [](const std::vector<at::Tensor>& in, const Node& n) {
@@ -100,7 +105,8 @@ std::map<std::string, Entry> builtin_functions() {
                                   c10::optional<double>(n.float_attr("scale", 1.0)),
                                   c10::optional<int64_t>(n.int_attr("zero_point", 0))})
             .toTensor();
-      }};
+      },
+      FunctionKind::kInt8Kernel};
   return table;
 }
 
@@ -122,6 +128,12 @@ const Function& lookup_function(const std::string& name) {
 std::string function_display_name(const std::string& name) {
   auto it = registry().find(name);
   return it == registry().end() ? name : it->second.display_name;
+}
+
+FunctionKind function_kind(const std::string& name) {
+  auto it = registry().find(name);
+  if (it == registry().end()) throw GraphError("unknown function '" + name + "'");
+  return it->second.kind;
 }
 
 }  // namespace qb

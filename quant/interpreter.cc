@@ -56,6 +56,16 @@ Interpreter::Interpreter(const GraphModule& gm) : graph_(gm.graph) {
 }
 
 std::vector<at::Tensor> Interpreter::run(const std::vector<at::Tensor>& inputs) const {
+  return run_steps(inputs, nullptr);
+}
+
+std::vector<at::Tensor> Interpreter::run(const std::vector<at::Tensor>& inputs,
+                                         const NodeHook& hook) const {
+  return run_steps(inputs, &hook);
+}
+
+std::vector<at::Tensor> Interpreter::run_steps(const std::vector<at::Tensor>& inputs,
+                                               const NodeHook* hook) const {
   if (inputs.size() != input_slots_.size()) {
     throw GraphError("the graph takes " + std::to_string(input_slots_.size()) +
                      " inputs, got " + std::to_string(inputs.size()));
@@ -82,6 +92,7 @@ std::vector<at::Tensor> Interpreter::run(const std::vector<at::Tensor>& inputs) 
       throw GraphError("node '" + step.node->name + "' (" + to_string(step.node->op) + " " +
                        step.node->target + "): " + e.what());
     }
+    if (hook) (*hook)(*step.node, slots[step.output_slot]);
     for (int slot : step.release_after) slots[slot].reset();
   }
 

@@ -4,6 +4,7 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -28,6 +29,13 @@ class Interpreter {
   /// The common case: one input, one output.
   at::Tensor run(const at::Tensor& input) const;
 
+  /// Sees each call_module / call_function node's value as soon as it is computed.
+  using NodeHook = std::function<void(const Node&, const at::Tensor&)>;
+  /// run() that calls `hook` after every step, in graph order (quant/inspect.h uses
+  /// it). A hook may keep the tensor: later ops then see a second reference and
+  /// leave it intact instead of overwriting it in place.
+  std::vector<at::Tensor> run(const std::vector<at::Tensor>& inputs, const NodeHook& hook) const;
+
   /// Number of compiled steps (every node but placeholders and output).
   size_t num_steps() const { return steps_.size(); }
 
@@ -41,6 +49,9 @@ class Interpreter {
     std::vector<int> release_after;  // slots whose last reader is this step
     std::vector<bool> hand_over;     // per input: last use, so the step gets the only reference
   };
+
+  std::vector<at::Tensor> run_steps(const std::vector<at::Tensor>& inputs,
+                                    const NodeHook* hook) const;
 
   Graph graph_;  // owned copy: steps point into its nodes
   std::vector<Step> steps_;

@@ -9,11 +9,14 @@ packages=(
   git                    # results record the source revision
   libtorch-dev           # LibTorch 1.13: tensors, autograd, quantized kernels
   libopencv-dev          # image decoding and transforms
+  libjpeg62-turbo-dev    # decoding part of a JPEG
   libbenchmark-dev       # latency measurements
   libtomlplusplus-dev    # experiment files
   nlohmann-json3-dev     # result records
+  libssl-dev             # SHA-256 of checkpoints and experiment files
   zlib1g-dev             # gzip-compressed IDX files
   catch2                 # tests
+  gnuplot-nox            # plots in reports (SVG)
   dataset-fashion-mnist  # the quickstart data set
   python3-torch          # reference implementation the tests compare against
   python3-torchvision

@@ -23,6 +23,8 @@ class Filled : public qb::Dataset {
   }
   int64_t label(int64_t index) const override { return index % 3; }
   std::string describe() const override { return "filled"; }
+  uint64_t fingerprint() const override { return static_cast<uint64_t>(n_); }
+  uint64_t content_hash(int64_t index) const override { return static_cast<uint64_t>(index); }
 
  private:
   int64_t n_;

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "data/transform_spec.h"
 #include "tests/catch.h"
 #include "tests/test_util.h"
 
@@ -154,6 +155,46 @@ TEST_CASE("Cifar normalises each channel as (x / 255 - mean[c]) / stddev[c], in 
     CHECK(image[2][31][31].item<float>() ==
           static_cast<float>((pixel(11, 3071) / 255.0 - 1.0) / 0.25));
   }
+}
+
+TEST_CASE("Cifar runs configured transforms on the RGB image, seeded per example") {
+  const std::string root = make_cifar10("cifar10_pipeline");
+  qb::CifarOptions options = at_root(root);
+  options.pipeline = qb::parse_pipeline({"RandomCrop(32, padding=4)", "RandomHorizontalFlip()"},
+                                        qb::cifar_normalization());
+  qb::Cifar augmented(qb::CifarVersion::k10, "train", options);
+  // The same example draws the same crop and flip every time; the seed changes them.
+  CHECK(augmented.image(2).equal(augmented.image(2)));
+  options.seed = 5;
+  qb::Cifar reseeded(qb::CifarVersion::k10, "train", options);
+  bool any_differs = false;
+  for (int64_t k = 0; k < 6; ++k) any_differs |= !reseeded.image(k).equal(augmented.image(k));
+  CHECK(any_differs);
+
+  // Transforms that keep every pixel give the plain normalisation up to float rounding, which
+  // shows the planes were interleaved in R, G, B order.
+  options.pipeline = qb::parse_pipeline({"CenterCrop(32)"}, qb::cifar_normalization());
+  qb::Cifar identity(qb::CifarVersion::k10, "train", options);
+  qb::Cifar plain(qb::CifarVersion::k10, "train", at_root(root));
+  CHECK(identity.image(3).allclose(plain.image(3), 0.0, 1e-6));
+  at::Tensor batch_slot = at::empty({3, 32, 32});
+  identity.write_image(3, batch_slot);
+  CHECK(batch_slot.equal(identity.image(3)));
+}
+
+TEST_CASE("Cifar fingerprints its content and hashes each record's pixels") {
+  const std::string root = make_cifar10("cifar10_fingerprint");
+  qb::Cifar train(qb::CifarVersion::k10, "train", at_root(root));
+  qb::Cifar test(qb::CifarVersion::k10, "test", at_root(root));
+  CHECK(train.fingerprint() == qb::Cifar(qb::CifarVersion::k10, "train", at_root(root)).fingerprint());
+  CHECK(train.fingerprint() != test.fingerprint());
+  qb::CifarOptions first_three = at_root(root);
+  first_three.limit = 3;
+  CHECK(qb::Cifar(qb::CifarVersion::k10, "train", first_three).fingerprint() != train.fingerprint());
+  // Records 0..5 have distinct pixels; test record 0 is record 10.
+  CHECK(train.content_hash(1) != train.content_hash(2));
+  CHECK(train.content_hash(1) == qb::Cifar(qb::CifarVersion::k10, "train", at_root(root)).content_hash(1));
+  CHECK_THROWS_AS(train.content_hash(6), std::out_of_range);
 }
 
 TEST_CASE("Cifar limit keeps the first examples") {

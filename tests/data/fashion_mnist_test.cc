@@ -6,6 +6,8 @@
 #include <zlib.h>
 
 #include <array>
+#include "data/subsets.h"
+#include "data/transform_spec.h"
 #include "tests/catch.h"
 #include <cstdint>
 #include <filesystem>
@@ -112,6 +114,33 @@ TEST_CASE("FashionMnist normalises each pixel as (x / 255 - mean) / stddev") {
     CHECK(image[255].item<float>() == 1.0f);  // byte 255
     CHECK(image[51].item<float>() == static_cast<float>((51 / 255.0 - 0.5) / 0.5));
   }
+}
+
+TEST_CASE("FashionMnist fingerprints its content; equal images hash equal across splits") {
+  std::string root = make_root("fmnist_fingerprint");
+  qb::FashionMnist train("train", at_root(root));
+  qb::FashionMnist test("test", at_root(root));
+  CHECK(train.fingerprint() == qb::FashionMnist("train", at_root(root)).fingerprint());
+  CHECK(train.fingerprint() != test.fingerprint());
+  // The generated test images 0..2 are the train images 0..2, as a leaked duplicate would be.
+  CHECK(test.content_hash(1) == train.content_hash(1));
+  CHECK(test.content_hash(1) != train.content_hash(2));
+  CHECK_THROWS_WITH(qb::require_disjoint_content(train, {4, 2}, test, {0, 1, 2}, "calibration"),
+                    "calibration: example 2 of fashion-mnist train (5 images, 10 classes) at " +
+                        root + " has the same content as example 2 of fashion-mnist test (3 "
+                        "images, 10 classes) at " + root);
+}
+
+TEST_CASE("FashionMnist runs configured transforms on the grey image") {
+  qb::FashionMnistOptions options = at_root(make_root("fmnist_pipeline"));
+  options.pipeline = qb::parse_pipeline({"Resize(32)"}, qb::Normalization{{0.5}, {0.25}});
+  qb::FashionMnist resized("train", options);
+  at::Tensor image = resized.image(1);
+  CHECK(image.sizes() == at::IntArrayRef{1, 32, 32});
+  at::Tensor slot = at::empty({1, 32, 32});
+  resized.write_image(1, slot);
+  CHECK(slot.equal(image));
+  CHECK_THROWS_AS(resized.write_image(1, at::empty({1, 28, 28})), qb::DataError);
 }
 
 TEST_CASE("FashionMnist limit keeps the first examples") {

@@ -32,6 +32,8 @@ class Slow : public qb::Dataset {
   }
   int64_t label(int64_t index) const override { return index % 5; }
   std::string describe() const override { return "slow"; }
+  uint64_t fingerprint() const override { return static_cast<uint64_t>(n_); }
+  uint64_t content_hash(int64_t index) const override { return static_cast<uint64_t>(index); }
 
  private:
   int64_t n_;

@@ -28,6 +28,9 @@ class Uneven : public qb::Dataset {
   }
   int64_t label(int64_t index) const override { return index > 30 ? 0 : index % 4; }
   std::string describe() const override { return "uneven"; }
+  uint64_t fingerprint() const override { return static_cast<uint64_t>(n_); }
+  // Examples 10 and 20 have the same content, as duplicates in a real data set would.
+  uint64_t content_hash(int64_t index) const override { return index == 20 ? 10 : index; }
 
  private:
   int64_t n_;
@@ -104,9 +107,21 @@ TEST_CASE("require_disjoint names an index shared by two sets") {
                   std::invalid_argument);
 }
 
+TEST_CASE("require_disjoint_content finds the same image under another index") {
+  Uneven dataset(30);
+  CHECK_NOTHROW(qb::require_disjoint_content(dataset, {1, 2, 3}, dataset, {4, 5}, "calibration"));
+  CHECK_THROWS_WITH(
+      qb::require_disjoint_content(dataset, {1, 20, 3}, dataset, {4, 10}, "calibration vs test"),
+      "calibration vs test: example 20 of uneven has the same content as example 10 of uneven");
+}
+
 TEST_CASE("CachedDataset reproduces its source bit for bit") {
   Uneven source(37);
-  qb::CachedDataset cached(source);
+  std::vector<int64_t> progress;
+  qb::CachedDataset cached(source, 2, [&](int64_t done) { progress.push_back(done); });
+  CHECK(progress == std::vector<int64_t>{37});
+  CHECK(cached.fingerprint() == 37);
+  CHECK(cached.content_hash(20) == 10);
   REQUIRE(cached.size() == 37);
   CHECK(cached.num_classes() == 4);
   CHECK(cached.describe() == "cached uneven");
@@ -128,4 +143,22 @@ TEST_CASE("CachedDataset reproduces its source bit for bit") {
   CHECK_THROWS_AS(cached.image(37), std::out_of_range);
   CHECK_THROWS_AS(cached.write_image(0, at::empty({1, 2, 3})), qb::DataError);
   CHECK_THROWS_AS(qb::CachedDataset(Uneven(0)), std::invalid_argument);
+}
+
+TEST_CASE("Subset presents chosen examples of its source") {
+  Uneven source(10);
+  qb::Subset subset(source, {7, 2});
+  REQUIRE(subset.size() == 2);
+  CHECK(subset.num_classes() == 4);
+  CHECK(subset.label(0) == source.label(7));
+  CHECK(subset.image(1).equal(source.image(2)));
+  CHECK(subset.content_hash(0) == 7);
+  CHECK(subset.describe() == "2 chosen examples of uneven");
+  CHECK(qb::Subset(source, {0, 1, 2, 3, 4, 5, 6, 7, 8, 9}).describe() == "uneven");
+  CHECK(qb::Subset(source, {1, 0, 2, 3, 4, 5, 6, 7, 8, 9}).describe() ==
+        "10 chosen examples of uneven");
+  CHECK(subset.fingerprint() != qb::Subset(source, {2, 7}).fingerprint());
+  CHECK(subset.fingerprint() == qb::Subset(source, {7, 2}).fingerprint());
+  CHECK_THROWS_AS(qb::Subset(source, {10}), std::out_of_range);
+  CHECK_THROWS_AS(subset.image(2), std::out_of_range);
 }

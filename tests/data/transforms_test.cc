@@ -12,10 +12,14 @@
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
+#include <memory>
+#include <optional>
+#include <random>
 #include <set>
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "tests/catch.h"
@@ -289,4 +293,79 @@ TEST_CASE("single-channel Resize and exact-size resampling match PIL") {
   const cv::Mat expected = read_rgb("chelsea_resized_crop.png");
   REQUIRE(resized.size() == expected.size());
   CHECK(cv::countNonZero(resized.reshape(1) != expected.reshape(1)) == 0);
+}
+
+TEST_CASE("resize_bilinear_region equals cropping the full resize") {
+  cv::Mat image(97, 131, CV_8UC3);
+  cv::randu(image, 0, 256);
+  std::vector<cv::Mat> channels;
+  cv::split(image, channels);
+  std::mt19937 random(9);
+  // Shrinking, enlarging and keeping each axis, on RGB and single-channel images.
+  for (const cv::Mat& source : {image, channels[1]}) {
+    for (const auto& [height, width] :
+         std::vector<std::pair<int, int>>{{40, 60}, {97, 50}, {200, 131}, {150, 300}, {97, 131}}) {
+      const cv::Mat full = qb::resize_bilinear(source, height, width);
+      for (int i = 0; i < 20; ++i) {
+        qb::CropBox region;
+        region.height = 1 + static_cast<int>(random() % height);
+        region.width = 1 + static_cast<int>(random() % width);
+        region.top = static_cast<int>(random() % (height - region.height + 1));
+        region.left = static_cast<int>(random() % (width - region.width + 1));
+        INFO(height << "x" << width << " region " << region.top << "," << region.left << " "
+                    << region.height << "x" << region.width);
+        const cv::Mat expected =
+            full(cv::Rect(region.left, region.top, region.width, region.height));
+        const cv::Mat whole =
+            qb::resize_bilinear_region(qb::whole_image(source), height, width, region);
+        CHECK(cv::norm(whole, expected, cv::NORM_INF) == 0);
+        // Only the source pixels resize_source_box names are needed.
+        const qb::CropBox box =
+            qb::resize_source_box(source.rows, source.cols, height, width, region);
+        const qb::ImagePart part{source(cv::Rect(box.left, box.top, box.width, box.height)), box,
+                                 source.rows, source.cols};
+        CHECK(cv::norm(qb::resize_bilinear_region(part, height, width, region), expected,
+                       cv::NORM_INF) == 0);
+      }
+    }
+  }
+  const qb::ImagePart too_small{image(cv::Rect(10, 10, 20, 20)), {10, 10, 20, 20}, 97, 131};
+  CHECK_THROWS_AS(qb::resize_bilinear_region(too_small, 40, 60, {0, 0, 40, 60}),
+                  std::invalid_argument);
+}
+
+TEST_CASE("Compose fuses Resize and CenterCrop, ToTensor and Normalize, with unchanged values") {
+  cv::Mat image(375, 500, CV_8UC3);
+  cv::randu(image, 0, 256);
+  const qb::Compose pipeline = qb::imagenet_eval_pipeline();
+  qb::TransformRng rng(0);
+  const cv::Mat stepwise = qb::CenterCrop(224).apply(qb::Resize(256).apply(image, rng), rng);
+  CHECK(cv::norm(pipeline.apply_image(image, 0), stepwise, cv::NORM_INF) == 0);
+  CHECK(at::equal(pipeline(image, 0),
+                  qb::normalize(qb::to_tensor(stepwise), qb::imagenet_normalization())));
+
+  // Resize(256) of 375x500 is 256x341; the crop's rows 16..239 and columns 58..281 read these
+  // source pixels.
+  const std::optional<qb::CropBox> region = pipeline.source_region(375, 500);
+  REQUIRE(region);
+  const qb::CropBox read = qb::resize_source_box(375, 500, 256, 341, {16, 58, 224, 224});
+  CHECK(std::vector<int>{region->top, region->left, region->height, region->width} ==
+        std::vector<int>{read.top, read.left, read.height, read.width});
+  CHECK(region->top > 0);
+  CHECK(region->top + region->height < 375);
+  CHECK(region->left > 0);
+  CHECK(region->left + region->width < 500);
+
+  // Random steps, or a crop that needs padding, read the whole image.
+  CHECK_FALSE(qb::cifar_train_pipeline().source_region(32, 32));
+  qb::Compose padded;
+  padded.add(std::make_shared<qb::Resize>(100)).add(std::make_shared<qb::CenterCrop>(120));
+  CHECK_FALSE(padded.source_region(375, 500));
+  CHECK(padded(image, 0).sizes() == at::IntArrayRef({3, 120, 120}));
+
+  // Normalize still needs one statistic per channel.
+  qb::Compose grey_statistics;
+  grey_statistics.normalize_with({{0.5}, {0.25}});
+  CHECK_THROWS_AS(grey_statistics(image, 0), std::invalid_argument);
+  CHECK_THROWS_AS(qb::Compose().normalize_with({{0.5, 0.5}, {0.25}}), std::invalid_argument);
 }

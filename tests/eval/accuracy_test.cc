@@ -55,5 +55,44 @@ TEST_CASE("accumulate rejects mismatched shapes") {
   CHECK_THROWS(accumulate(counts, at::zeros({2, 3}), at::zeros({3}, at::kLong)));
 }
 
+/// Example i is a 1x1x1 image holding i, labelled i mod 3.
+class Counting : public Dataset {
+ public:
+  int64_t size() const override { return 10; }
+  int64_t num_classes() const override { return 3; }
+  at::Tensor image(int64_t index) const override {
+    return at::full({1, 1, 1}, static_cast<float>(index));
+  }
+  int64_t label(int64_t index) const override { return index % 3; }
+  std::string describe() const override { return "counting"; }
+  uint64_t fingerprint() const override { return 10; }
+  uint64_t content_hash(int64_t index) const override { return static_cast<uint64_t>(index); }
+};
+
+TEST_CASE("evaluate_accuracy visits every example in order, whatever the workers") {
+  // Predicts class 0 always: right for examples 0, 3, 6, 9; the images must arrive in order
+  // for the classifier's check of their values to hold.
+  int64_t next = 0;
+  Classifier constant = [&](const at::Tensor& images) {
+    for (int64_t i = 0; i < images.size(0); ++i) CHECK(images[i].item<float>() == next++);
+    at::Tensor logits = at::zeros({images.size(0), 3});
+    logits.select(1, 0).fill_(1.0f);
+    return logits;
+  };
+  for (int workers : {1, 2}) {
+    next = 0;
+    AccuracyOptions options;
+    options.batch_size = 4;
+    options.workers = workers;
+    AccuracyCounts counts = evaluate_accuracy(constant, Counting(), options);
+    CHECK(counts.examples == 10);
+    CHECK(counts.top1_correct == 4);
+    CHECK(counts.top5_correct == 10);
+    options.limit = 5;
+    next = 0;
+    CHECK(evaluate_accuracy(constant, Counting(), options).top1_correct == 2);
+  }
+}
+
 }  // namespace
 }  // namespace qb

@@ -40,6 +40,19 @@ TEST_CASE("a latency record has one value per repetition and restores threads") 
   for (double t : r.repetitions_ms) CHECK(t >= 0.2);  // at least the sleep, in ms
   CHECK(r.median_ms >= 0.2);
   CHECK(at::get_num_threads() == before);
+
+  // Google Benchmark's own report: one iteration run per repetition, in its time unit.
+  const nlohmann::json& report = r.google_benchmark;
+  CHECK(report["context"].contains("num_cpus"));
+  std::vector<double> reported;
+  for (const nlohmann::json& run : report["benchmarks"]) {
+    if (run["run_type"] == "iteration") {
+      CHECK(run["time_unit"] == "ms");
+      CHECK(run["name"].get<std::string>().rfind("sleep", 0) == 0);
+      reported.push_back(run["real_time"].get<double>());
+    }
+  }
+  CHECK(reported == r.repetitions_ms);
 }
 
 TEST_CASE("bad latency options are refused") {

@@ -20,7 +20,7 @@ TEST_CASE("dataset configuration errors name the key") {
   Config unknown = Config::from_string("[data]\nkind = \"mnist\"\n", "exp.toml");
   CHECK_THROWS_WITH(open_dataset(unknown, "data", "test"),
                     "exp.toml:2: 'data.kind': unknown dataset kind 'mnist' (known: fashion_mnist, "
-                    "cifar10, cifar100, imagenet)");
+                    "cifar10, cifar100, imagenet, synthetic)");
   Config layout = Config::from_string(
       "[data]\nkind = \"imagenet\"\nroot = \"/tmp\"\nlayout = \"flat\"\n", "exp.toml");
   CHECK_THROWS_WITH(open_dataset(layout, "data", "val"),

@@ -1,3 +1,5 @@
+// The comparison table built from records: intervals, speedups and deduplication.
+
 #include "experiments/table.h"
 
 #include "tests/catch.h"
@@ -5,18 +7,56 @@
 namespace qb {
 namespace {
 
-TEST_CASE("markdown and CSV tables carry every column") {
-  std::vector<TableRow> rows = {{"fp32", 0.3101, 91.234, 99.87, 0.41234, 1},
-                                {"int8, \"graph\"", 0.09, 90.5, 99.8, 0.2, 2}};
+nlohmann::json record(const std::string& hash, const std::string& label, int64_t threads,
+                      double latency_ms, const nlohmann::json& accuracy) {
+  return {{"config_hash", hash},
+          {"label", label},
+          {"point", {{"model", "m"}, {"threads", threads}, {"batch_size", 1}}},
+          {"size_bytes", 310100},
+          {"accuracy", accuracy},
+          {"latency", {{"median_ms", latency_ms}}}};
+}
+
+nlohmann::json single(double top1, double top5) {
+  return {{"top1", {{"mean", top1}, {"n", 1}, {"ci95", {top1, top1}}}},
+          {"top5", {{"mean", top5}, {"n", 1}, {"ci95", {top5, top5}}}}};
+}
+
+TEST_CASE("rows show seeded intervals and the speedup against fp32 at the same threads") {
+  nlohmann::json seeded = {{"top1", {{"mean", 91.5}, {"n", 3}, {"ci95", {91.25, 91.75}}}},
+                           {"top5", {{"mean", 99.8}, {"n", 3}, {"ci95", {99.7, 99.9}}}}};
+  std::vector<nlohmann::json> records = {
+      record("h1", "fp32", 1, 2.0, single(92.0, 99.9)),
+      record("h2", "graph histogram/per_channel calib=32 onednn", 1, 0.5, seeded),
+      record("h3", "graph histogram/per_channel calib=32 onednn", 2, 0.4, seeded),
+      record("h1", "fp32", 1, 4.0, single(92.0, 99.9)),  // h1 again (from a shard): replaces
+  };
+  std::vector<TableRow> rows = table_rows(records);
+  REQUIRE(rows.size() == 3);
+  CHECK(rows[0].latency_ms == 4.0);
+  REQUIRE(rows[1].speedup);
+  CHECK(*rows[1].speedup == 8.0);
+  CHECK_FALSE(rows[2].speedup);  // no fp32 row at 2 threads
   CHECK(markdown_table(rows) ==
-        "| variant | size (MB) | top-1 (%) | top-5 (%) | latency (ms/image) | threads |\n"
-        "| --- | ---: | ---: | ---: | ---: | ---: |\n"
-        "| fp32 | 0.310 | 91.23 | 99.87 | 0.412 | 1 |\n"
-        "| int8, \"graph\" | 0.090 | 90.50 | 99.80 | 0.200 | 2 |\n");
-  CHECK(csv_table(rows) ==
-        "variant,size_mb,top1_percent,top5_percent,latency_ms,threads\n"
-        "fp32,0.310100,91.2340,99.8700,0.412340,1\n"
-        "\"int8, \"\"graph\"\"\",0.090000,90.5000,99.8000,0.200000,2\n");
+        "| model | variant | threads | batch | size MB | top-1 % | top-5 % | latency ms | speedup |\n"
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n"
+        "| m | fp32 | 1 | 1 | 0.310 | 92.00 | 99.90 | 4.000 | 1.00x |\n"
+        "| m | graph histogram/per_channel calib=32 onednn | 1 | 1 | 0.310 | 91.50 [91.25, 91.75] | "
+        "99.80 [99.70, 99.90] | 0.500 | 8.00x |\n"
+        "| m | graph histogram/per_channel calib=32 onednn | 2 | 1 | 0.310 | 91.50 [91.25, 91.75] | "
+        "99.80 [99.70, 99.90] | 0.400 | - |\n");
+  CHECK(csv_table({rows[1]}) ==
+        "model,variant,threads,batch_size,size_mb,top1_percent,top1_ci95_low,top1_ci95_high,"
+        "top5_percent,top5_ci95_low,top5_ci95_high,seeds,latency_ms,speedup\n"
+        "m,graph histogram/per_channel calib=32 onednn,1,1,0.310100,91.5000,91.2500,91.7500,"
+        "99.8000,99.7000,99.9000,3,0.500000,8.0000\n");
+}
+
+TEST_CASE("latency-only records leave the accuracy columns empty") {
+  std::vector<TableRow> rows = table_rows({record("h", "fp32", 1, 1.0, nullptr)});
+  CHECK(markdown_table(rows).find("| m | fp32 | 1 | 1 | 0.310 | - | - | 1.000 | 1.00x |") !=
+        std::string::npos);
+  CHECK(csv_table(rows).find("m,fp32,1,1,0.310100,,,,,,,,1.000000,1.0000\n") != std::string::npos);
 }
 
 }  // namespace

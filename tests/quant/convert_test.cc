@@ -179,24 +179,3 @@ TEST_CASE("a module skipped with None runs fp32 between dequantize and quantize"
 
 }  // namespace
 }  // namespace qb
-
-namespace qb {
-namespace {
-
-TEST_CASE("the domain report lists int8 and fp32 nodes") {
-  GraphModule model = build_model("fmnist_resnet8", {});
-  QConfigMapping mapping = mapping_for("onednn");
-  mapping.set_module_name("fc", std::nullopt);
-  GraphModule prepared = prepare(model, mapping);
-  calibrate_random(prepared, {4, 1, 28, 28}, 1);
-  DomainReport report = quantization_domains(convert(prepared, {"onednn", false}));
-  CHECK(report.fp32_nodes == std::vector<std::string>{"fc"});
-  CHECK(std::find(report.int8_nodes.begin(), report.int8_nodes.end(), "conv1") !=
-        report.int8_nodes.end());
-  CHECK(std::find(report.int8_nodes.begin(), report.int8_nodes.end(), "flatten") !=
-        report.int8_nodes.end());
-  CHECK(report.int8_nodes.size() == 14);  // 9 convs, 3 add_relu, avgpool, flatten
-}
-
-}  // namespace
-}  // namespace qb

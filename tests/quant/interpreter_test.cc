@@ -102,3 +102,29 @@ TEST_CASE("multiple outputs and values kept for the output") {
 
 }  // namespace
 }  // namespace qb
+
+namespace qb {
+namespace {
+
+TEST_CASE("a hook sees every computed value in graph order, and kept values stay intact") {
+  GraphModule gm;
+  auto& g = gm.graph;
+  auto x = g.placeholder("x");
+  auto r = g.call_function("relu", {x});
+  g.output({g.call_function("add", {r, x})});  // r's last use: add may write into it
+
+  std::vector<std::string> seen;
+  std::vector<at::Tensor> kept;
+  at::Tensor input = at::tensor({-1.0f, 2.0f});
+  at::Tensor out = Interpreter(gm).run({input}, [&](const Node& node, const at::Tensor& value) {
+    seen.push_back(node.name);
+    kept.push_back(value);
+  })[0];
+  CHECK(seen == std::vector<std::string>{"relu", "add"});
+  CHECK(at::equal(kept[0], at::tensor({0.0f, 2.0f})));
+  CHECK(at::equal(kept[1], at::tensor({-1.0f, 4.0f})));
+  CHECK(at::equal(out, kept[1]));
+}
+
+}  // namespace
+}  // namespace qb

@@ -1,0 +1,86 @@
+// bazel run //experiments:compare -- BASELINE CURRENT [options]
+// Compares two runs (run directories or records files, e.g. results/baselines/nightly.jsonl)
+// point by point. Exit status: 0 clean, 1 regression, 2 bad input.
+
+#include <cstdio>
+#include <fstream>
+#include <string>
+
+#include "experiments/compare.h"
+#include "experiments/paths.h"
+
+namespace qb {
+namespace {
+
+constexpr const char* kUsage =
+    "usage: bazel run //experiments:compare -- BASELINE CURRENT [options]\n"
+    "  BASELINE, CURRENT        run directories (with records.jsonl) or records files\n"
+    "  --alpha A                latency test significance level (default 0.05)\n"
+    "  --min-change R           smallest relative latency change that counts (default 0.05)\n"
+    "  --accuracy-tolerance P   smallest top-1/top-5 change in points that counts (default 0.1)\n"
+    "  --report FILE.md         also write the Markdown report there\n"
+    "  --json FILE.json         write the JSON verdict there\n"
+    "exit status: 0 clean, 1 regression, 2 bad input\n";
+
+double number(const std::string& flag, const std::string& text) {
+  size_t used = 0;
+  double value = -1;
+  try {
+    value = std::stod(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used != text.size() || !(value >= 0)) {
+    throw std::invalid_argument(flag + " expects a non-negative number, got '" + text + "'");
+  }
+  return value;
+}
+
+int compare_main(int argc, char** argv) {
+  std::vector<std::string> runs;
+  CompareOptions options;
+  std::string report_path;
+  std::string json_path;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    const bool has_value = i + 1 < argc;
+    if (arg == "--alpha" && has_value) {
+      options.alpha = number(arg, argv[++i]);
+    } else if (arg == "--min-change" && has_value) {
+      options.min_latency_change = number(arg, argv[++i]);
+    } else if (arg == "--accuracy-tolerance" && has_value) {
+      options.accuracy_tolerance = number(arg, argv[++i]);
+    } else if (arg == "--report" && has_value) {
+      report_path = resolve_user_path(argv[++i]);
+    } else if (arg == "--json" && has_value) {
+      json_path = resolve_user_path(argv[++i]);
+    } else if (arg.rfind("--", 0) != 0) {
+      runs.push_back(resolve_user_path(arg));
+    } else {
+      throw std::invalid_argument("unknown or incomplete argument '" + arg + "'");
+    }
+  }
+  if (runs.size() != 2) throw std::invalid_argument("expects BASELINE and CURRENT");
+  const Comparison comparison =
+      compare_records(load_run_records(runs[0]), load_run_records(runs[1]), options);
+  const std::string report = markdown_report(comparison, options, runs[0], runs[1]);
+  std::printf("%s", report.c_str());
+  if (!report_path.empty()) std::ofstream(report_path) << report;
+  if (!json_path.empty()) std::ofstream(json_path) << verdict_json(comparison, options).dump(2);
+  for (const std::string& warning : comparison.environment_differences) {
+    std::fprintf(stderr, "warning: environments differ: %s\n", warning.c_str());
+  }
+  return comparison.regression() ? 1 : 0;
+}
+
+}  // namespace
+}  // namespace qb
+
+int main(int argc, char** argv) {
+  try {
+    return qb::compare_main(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n%s", e.what(), qb::kUsage);
+    return 2;
+  }
+}

@@ -1,0 +1,271 @@
+#include "experiments/experiment.h"
+
+#include <openssl/evp.h>
+#include <toml++/toml.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <sstream>
+
+#include "experiments/paths.h"
+#include "models/zoo.h"
+#include "quant/quantized_ops.h"
+
+namespace qb {
+
+namespace {
+
+std::string joined(const std::vector<std::string>& items) {
+  std::string out;
+  for (const std::string& item : items) out += (out.empty() ? "" : ", ") + item;
+  return out;
+}
+
+void require_known(Config& config, const std::string& key, const std::vector<std::string>& values,
+                   const std::vector<std::string>& known) {
+  if (values.empty()) throw config.error(key, "must not be empty");
+  for (const std::string& value : values) {
+    if (std::find(known.begin(), known.end(), value) == known.end()) {
+      throw config.error(key, "unknown value '" + value + "' (known: " + joined(known) + ")");
+    }
+  }
+  std::vector<std::string> sorted = values;
+  std::sort(sorted.begin(), sorted.end());
+  if (std::adjacent_find(sorted.begin(), sorted.end()) != sorted.end()) {
+    throw config.error(key, "lists a value twice");
+  }
+}
+
+void require_at_least(Config& config, const std::string& key, const std::vector<int64_t>& values,
+                      int64_t minimum) {
+  if (values.empty()) throw config.error(key, "must not be empty");
+  for (int64_t value : values) {
+    if (value < minimum) {
+      throw config.error(key, "values must be >= " + std::to_string(minimum) + ", got " +
+                                  std::to_string(value));
+    }
+  }
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+ModelSpec read_model(Config& config) {
+  ModelSpec model;
+  std::vector<std::string> known = zoo_architectures();
+  if (config.has("model.architecture") == config.has("model.architectures")) {
+    throw config.error("model", "give either architecture (one model) or architectures (a list)");
+  }
+  if (config.has("model.architecture")) {
+    model.architectures = {config.get_string("model.architecture")};
+    require_known(config, "model.architecture", model.architectures, known);
+  } else {
+    model.architectures = config.get_string_list("model.architectures");
+    require_known(config, "model.architectures", model.architectures, known);
+  }
+  model.num_classes = config.get_int("model.num_classes", model.num_classes);
+  if (model.num_classes < 1) throw config.error("model.num_classes", "must be >= 1");
+  if (config.has("model.in_channels")) model.in_channels = config.get_int("model.in_channels");
+  model.init_seed = static_cast<uint64_t>(config.get_int("model.init_seed", 0));
+  if (config.has("model.checkpoint")) {
+    if (model.architectures.size() != 1) {
+      throw config.error("model.checkpoint", "one checkpoint needs one architecture");
+    }
+    model.checkpoint = resolve_config_path(config.get_string("model.checkpoint"));
+    if (!std::filesystem::is_regular_file(model.checkpoint)) {
+      throw config.error("model.checkpoint",
+                         "no file at " + model.checkpoint +
+                             ": put the state dict (torch.save format, e.g. torchvision's "
+                             "downloaded weights) there, or point model.checkpoint at it");
+    }
+  }
+  return model;
+}
+
+CalibrationSpec read_calibration(Config& config) {
+  CalibrationSpec c;
+  c.split = config.get_string("calibration.split", c.split);
+  c.subset = config.get_string("calibration.subset", c.subset);
+  require_known(config, "calibration.subset", {c.subset}, {"random", "stratified"});
+  c.samples = config.get_int_list("calibration.samples", c.samples);
+  require_at_least(config, "calibration.samples", c.samples, 0);
+  std::vector<int64_t> seeds = config.get_int_list("calibration.seeds", {{0}});
+  require_at_least(config, "calibration.seeds", seeds, 0);
+  c.seeds.assign(seeds.begin(), seeds.end());
+  c.batch_size = config.get_int("calibration.batch_size", c.batch_size);
+  if (c.batch_size < 1) throw config.error("calibration.batch_size", "must be >= 1");
+  c.allow_overlap = config.get_bool("calibration.allow_overlap", c.allow_overlap);
+  return c;
+}
+
+EvaluationSpec read_evaluation(Config& config, const std::string& data_kind) {
+  EvaluationSpec e;
+  e.split = config.get_string("data.split", data_kind == "imagenet" ? "val" : e.split);
+  e.accuracy = config.get_bool("evaluation.accuracy", data_kind != "synthetic");
+  if (e.accuracy && data_kind == "synthetic") {
+    throw config.error("evaluation.accuracy", "synthetic images have no meaningful labels");
+  }
+  e.batch_size = config.get_int("evaluation.batch_size", e.batch_size);
+  if (e.batch_size < 1) throw config.error("evaluation.batch_size", "must be >= 1");
+  e.limit = config.get_int("evaluation.limit", 0);
+  if (e.limit < 0) throw config.error("evaluation.limit", "must be >= 0 (0: every example)");
+  if (config.has("evaluation.subset_seed")) {
+    e.subset_seed = static_cast<uint64_t>(config.get_int("evaluation.subset_seed"));
+    if (e.limit == 0) {
+      throw config.error("evaluation.subset_seed", "needs evaluation.limit (the subset's size)");
+    }
+  }
+  e.cache = config.get_bool("evaluation.cache", e.cache);
+  e.workers = static_cast<int>(config.get_int("evaluation.workers", e.workers));
+  if (e.workers < 1) throw config.error("evaluation.workers", "must be >= 1");
+  return e;
+}
+
+const std::vector<std::string>& point_fields() {
+  static const std::vector<std::string> fields = {"model",   "variant", "engine",  "observer",
+                                                  "weights", "mapping", "samples", "threads",
+                                                  "batch_size"};
+  return fields;
+}
+
+SweepSpec read_sweep(Config& config, const std::vector<std::string>& mapping_names) {
+  SweepSpec s;
+  s.variants = config.get_string_list("sweep.variants", s.variants);
+  require_known(config, "sweep.variants", s.variants, {"fp32", "eager", "graph"});
+  s.engines = config.get_string_list("sweep.engines", s.engines);
+  require_known(config, "sweep.engines", s.engines, available_engines());
+  s.observers = config.get_string_list("sweep.observers", s.observers);
+  require_known(config, "sweep.observers", s.observers,
+                {"minmax", "moving_average_minmax", "histogram", "percentile", "entropy"});
+  s.weights = config.get_string_list("sweep.weights", s.weights);
+  require_known(config, "sweep.weights", s.weights, {"per_channel", "per_tensor"});
+  s.mappings = config.get_string_list("sweep.mappings", s.mappings);
+  require_known(config, "sweep.mappings", s.mappings, mapping_names);
+  s.threads = config.get_int_list("sweep.threads", s.threads);
+  require_at_least(config, "sweep.threads", s.threads, 1);
+  s.batch_sizes = config.get_int_list("sweep.batch_sizes", s.batch_sizes);
+  require_at_least(config, "sweep.batch_sizes", s.batch_sizes, 1);
+
+  nlohmann::json rules = config.get_json("sweep.exclude", nlohmann::json::array());
+  if (!rules.is_array()) throw config.error("sweep.exclude", "must be a list of tables");
+  for (size_t i = 0; i < rules.size(); ++i) {
+    const nlohmann::json& rule = rules[i];
+    std::string where = "rule " + std::to_string(i + 1) + ": ";
+    if (!rule.is_object() || rule.empty()) {
+      throw config.error("sweep.exclude", where + "must be a non-empty table such as "
+                                                  "{ variant = \"eager\", observer = \"entropy\" }");
+    }
+    for (const auto& [field, value] : rule.items()) {
+      const auto& fields = point_fields();
+      if (std::find(fields.begin(), fields.end(), field) == fields.end()) {
+        throw config.error("sweep.exclude", where + "unknown field '" + field +
+                                                "' (known: " + joined(fields) + ")");
+      }
+      if (!value.is_primitive() && !value.is_array()) {
+        throw config.error("sweep.exclude", where + "'" + field + "' must be a value or a list");
+      }
+    }
+    s.exclude.push_back(rule);
+  }
+  return s;
+}
+
+/// The named qconfig mapping files under [mappings]; a file may not set [global], which each
+/// point's engine, observer and weights decide.
+void read_mappings(Config& config, Experiment& experiment) {
+  nlohmann::json files = config.get_json("mappings", nlohmann::json::object());
+  for (const auto& [name, path_value] : files.items()) {
+    const std::string key = "mappings." + name;
+    if (!path_value.is_string()) throw config.error(key, "must be a file path");
+    if (name == "global") throw config.error(key, "'global' is the built-in mapping's name");
+    const std::string path = resolve_config_path(path_value.get<std::string>());
+    if (!std::filesystem::is_regular_file(path)) {
+      throw config.error(key, "no qconfig mapping file at " + path);
+    }
+    const std::string text = read_text(path);
+    try {
+      if (toml::parse(text, path).contains("global")) {
+        throw config.error(key, path + " sets [global]; in a sweep the global qconfig comes "
+                                       "from sweep.engines, observers and weights");
+      }
+      experiment.mappings.emplace(name, parse_qconfig_mapping(text, path));
+    } catch (const toml::parse_error& e) {
+      throw config.error(key, path + ": " + std::string(e.description()));
+    } catch (const QConfigError& e) {
+      throw config.error(key, e.what());
+    }
+    experiment.mapping_files.emplace(name, path);
+  }
+  experiment.mappings.emplace("global", QConfigMapping());
+}
+
+}  // namespace
+
+std::string file_sha256(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw ConfigError(path + ": cannot open");
+  EVP_MD_CTX* context = EVP_MD_CTX_new();
+  EVP_DigestInit_ex(context, EVP_sha256(), nullptr);
+  std::vector<char> chunk(1 << 20);
+  while (in.read(chunk.data(), static_cast<std::streamsize>(chunk.size())) || in.gcount() > 0) {
+    EVP_DigestUpdate(context, chunk.data(), static_cast<size_t>(in.gcount()));
+  }
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  EVP_DigestFinal_ex(context, digest, &length);
+  EVP_MD_CTX_free(context);
+  static const char* digits = "0123456789abcdef";
+  std::string out;
+  for (unsigned int i = 0; i < length; ++i) {
+    out += digits[digest[i] >> 4];
+    out += digits[digest[i] & 15];
+  }
+  return out;
+}
+
+Experiment read_experiment(Config& config, const std::string& file) {
+  Experiment e;
+  e.file = std::filesystem::absolute(file).string();
+  e.file_sha256 = file_sha256(file);
+  e.file_json = config.to_json();
+  e.name = config.get_string("name");
+  if (!std::regex_match(e.name, std::regex("[A-Za-z0-9_.-]+"))) {
+    throw config.error("name", "use letters, digits, '_', '.' and '-' only (it names a folder)");
+  }
+  e.notes = config.get_string("notes", "");
+  e.model = read_model(config);
+  e.data = config.to_json().value("data", nlohmann::json::object());
+  const std::string data_kind = e.data.value("kind", "");
+  e.calibration = read_calibration(config);
+  e.evaluation = read_evaluation(config, data_kind);
+  if (e.evaluation.accuracy && e.model.checkpoint.empty()) {
+    throw config.error("model", "accuracy needs trained weights: set model.checkpoint, or set "
+                                "evaluation.accuracy = false for a latency-only sweep");
+  }
+  read_mappings(config, e);
+  std::vector<std::string> mapping_names;
+  for (const auto& entry : e.mappings) mapping_names.push_back(entry.first);
+  e.sweep = read_sweep(config, mapping_names);
+
+  e.latency.repetitions = static_cast<int>(config.get_int("latency.repetitions", 5));
+  if (e.latency.repetitions < 1) throw config.error("latency.repetitions", "must be >= 1");
+  e.latency.min_time_s = config.get_double("latency.min_time_s", e.latency.min_time_s);
+  if (!(e.latency.min_time_s > 0)) throw config.error("latency.min_time_s", "must be > 0");
+  e.latency.warmup_s = config.get_double("latency.warmup_s", e.latency.warmup_s);
+  if (e.latency.warmup_s < 0) throw config.error("latency.warmup_s", "must be >= 0");
+
+  e.trust.sqnr_batches = config.get_int("trust.sqnr_batches", e.trust.sqnr_batches);
+  if (e.trust.sqnr_batches < 0) throw config.error("trust.sqnr_batches", "must be >= 0");
+  e.trust.round_trip = config.get_bool("trust.round_trip", e.trust.round_trip);
+
+  e.output_dir = resolve_config_path(config.get_string("output.dir", "results/" + e.name));
+  return e;
+}
+
+}  // namespace qb

@@ -1,0 +1,117 @@
+#pragma once
+// An experiment file read and checked in full before any work starts: the model(s), the data
+// sets, the lists a sweep crosses, exclusions, and how to measure. Every problem is a
+// ConfigError naming the file, line and key.
+//
+//   name = "quickstart"
+//   notes = "..."  (shown with the published tables)
+//   [model]        architecture = "fmnist_resnet8"  (or architectures = [...] without checkpoint)
+//                  checkpoint, num_classes, in_channels, init_seed
+//   [data]         kind, root, transforms, ... (experiments/datasets.h); split = "test"
+//   [calibration]  split = "train", subset = "random" | "stratified", samples = [...],
+//                  seeds = [...], batch_size, allow_overlap = false
+//   [evaluation]   accuracy = true, batch_size, limit, subset_seed, cache = true, workers
+//   [sweep]        variants = ["fp32", "eager", "graph"], engines, observers, weights,
+//                  mappings = ["global", <names of [mappings] files>], threads, batch_sizes,
+//                  exclude = [{ variant = "eager", observer = ["entropy"] }, ...]
+//   [mappings]     <name> = "path/to/qconfig_mapping.toml" (overrides over the global qconfig)
+//   [latency]      repetitions, min_time_s, warmup_s
+//   [trust]        sqnr_batches = 2, round_trip = true
+//   [output]       dir = "results/<name>"
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "eval/latency.h"
+#include "experiments/config.h"
+#include "quant/qconfig_mapping.h"
+
+namespace qb {
+
+/// The model part of an experiment: which zoo architectures, with which weights.
+struct ModelSpec {
+  std::vector<std::string> architectures;
+  int64_t num_classes = 1000;
+  std::optional<int64_t> in_channels;
+  /// A torch.save state dict; empty means seeded random weights (latency-only sweeps).
+  std::string checkpoint;
+  uint64_t init_seed = 0;
+};
+
+struct CalibrationSpec {
+  std::string split = "train";
+  std::string subset = "random";  // "random" (first_n) or "stratified"
+  std::vector<int64_t> samples = {256};
+  std::vector<uint64_t> seeds = {0};
+  int64_t batch_size = 32;
+  bool allow_overlap = false;
+};
+
+struct EvaluationSpec {
+  std::string split = "test";
+  bool accuracy = true;
+  int64_t batch_size = 256;
+  /// Evaluate `limit` examples (0: all): the first ones, or a seeded random subset with subset_seed.
+  int64_t limit = 0;
+  std::optional<uint64_t> subset_seed;
+  /// Decode and transform the evaluation images once per sweep, in memory.
+  bool cache = true;
+  int workers = 2;
+};
+
+/// The lists a sweep crosses; see points.h for what one point is.
+struct SweepSpec {
+  std::vector<std::string> variants = {"fp32", "graph"};
+  std::vector<std::string> engines = {"onednn"};
+  std::vector<std::string> observers = {"histogram"};
+  std::vector<std::string> weights = {"per_channel"};
+  std::vector<std::string> mappings = {"global"};
+  std::vector<int64_t> threads = {1};
+  std::vector<int64_t> batch_sizes = {1};
+  /// Each rule maps point fields to a value or a list of values; a point matching every field of
+  /// any rule is left out.
+  std::vector<nlohmann::json> exclude;
+};
+
+struct TrustSpec {
+  /// Calibration batches on which per-layer SQNR is measured (0: skip).
+  int64_t sqnr_batches = 2;
+  /// Save and reload each int8 model and check its accuracy is unchanged.
+  bool round_trip = true;
+};
+
+struct Experiment {
+  std::string name;
+  /// What a reader of the results should know (caveats, sources); shown with published tables.
+  std::string notes;
+  std::string file;         // the experiment file, absolute
+  std::string file_sha256;  // of its bytes
+  nlohmann::json file_json;  // its whole content, for records
+  ModelSpec model;
+  CalibrationSpec calibration;
+  EvaluationSpec evaluation;
+  SweepSpec sweep;
+  /// Named qconfig mappings: only object_type, module_name_regex and module_name entries; the
+  /// global qconfig comes from each point's engine, observer and weights.
+  std::map<std::string, QConfigMapping> mappings;
+  std::map<std::string, std::string> mapping_files;  // name -> path, for records
+  LatencyOptions latency;
+  TrustSpec trust;
+  std::string output_dir;
+  /// The [data] table as written, for records and hashing.
+  nlohmann::json data;
+};
+
+/// Reads everything except [data] (which open_dataset reads) from `config`; call
+/// config.reject_unknown_keys() after opening the data sets.
+Experiment read_experiment(Config& config, const std::string& file);
+
+/// SHA-256 of a file's bytes as 64 hex digits; ConfigError naming the file if unreadable.
+std::string file_sha256(const std::string& path);
+
+}  // namespace qb

@@ -1,0 +1,187 @@
+#include "experiments/points.h"
+
+#include <map>
+#include <stdexcept>
+
+#include "data/hash.h"
+
+namespace qb {
+
+std::string Point::label() const {
+  std::string text = variant;
+  if (int8()) {
+    text += " " + observer + "/" + weights;
+    if (mapping != "global") text += " " + mapping;
+    text += " calib=" + std::to_string(samples) + " " + engine;
+  }
+  return text;
+}
+
+nlohmann::json Point::to_json() const {
+  nlohmann::json j = {{"model", model},
+                      {"variant", variant},
+                      {"threads", threads},
+                      {"batch_size", batch_size}};
+  if (int8()) {
+    j["engine"] = engine;
+    j["observer"] = observer;
+    j["weights"] = weights;
+    j["mapping"] = mapping;
+    j["samples"] = samples;
+  }
+  return j;
+}
+
+std::string Point::model_key() const {
+  nlohmann::json j = to_json();
+  j.erase("threads");
+  j.erase("batch_size");
+  return j.dump();
+}
+
+QConfigMapping point_mapping(const Experiment& experiment, const Point& point) {
+  QConfig qconfig = default_qconfig(point.engine);
+  qconfig.activation.kind = point.observer;
+  ObserverSpec weight;
+  weight.dtype = QDtype::kQInt8;
+  if (point.weights == "per_tensor") {
+    weight.kind = "minmax";
+    weight.qscheme = QScheme::kPerTensorSymmetric;
+  } else {
+    weight.kind = "per_channel_minmax";
+    weight.qscheme = QScheme::kPerChannelSymmetric;
+  }
+  qconfig.weight = weight;
+  QConfigMapping mapping = experiment.mappings.at(point.mapping);
+  mapping.set_global(qconfig);
+  return mapping;
+}
+
+bool matches(const nlohmann::json& rule, const Point& point) {
+  const nlohmann::json fields = point.to_json();
+  for (const auto& [field, wanted] : rule.items()) {
+    auto it = fields.find(field);
+    // fp32 points have no quantization fields, so rules about them never match fp32.
+    if (it == fields.end()) return false;
+    if (wanted.is_array()) {
+      bool any = false;
+      for (const auto& value : wanted) any |= value == *it;
+      if (!any) return false;
+    } else if (wanted != *it) {
+      return false;
+    }
+  }
+  return true;
+}
+
+std::vector<Point> expand(const Experiment& e) {
+  std::vector<Point> points;
+  auto add = [&](Point point) {
+    for (const auto& rule : e.sweep.exclude) {
+      if (matches(rule, point)) return;
+    }
+    points.push_back(std::move(point));
+  };
+  auto timings = [&](Point point) {
+    for (int64_t threads : e.sweep.threads) {
+      for (int64_t batch : e.sweep.batch_sizes) {
+        point.threads = threads;
+        point.batch_size = batch;
+        add(point);
+      }
+    }
+  };
+  for (const std::string& model : e.model.architectures) {
+    for (const std::string& variant : e.sweep.variants) {
+      Point point;
+      point.model = model;
+      point.variant = variant;
+      if (variant == "fp32") {
+        timings(point);
+        continue;
+      }
+      for (const std::string& engine : e.sweep.engines)
+        for (const std::string& mapping : e.sweep.mappings)
+          for (const std::string& observer : e.sweep.observers)
+            for (const std::string& weights : e.sweep.weights)
+              for (int64_t samples : e.calibration.samples) {
+                point.engine = engine;
+                point.mapping = mapping;
+                point.observer = observer;
+                point.weights = weights;
+                point.samples = samples;
+                timings(point);
+              }
+    }
+  }
+  return points;
+}
+
+nlohmann::json point_config(const Experiment& e, const Point& point,
+                            const std::string& checkpoint_sha256) {
+  nlohmann::json config = {
+      {"point", point.to_json()},
+      {"model",
+       {{"num_classes", e.model.num_classes},
+        {"in_channels", e.model.in_channels ? nlohmann::json(*e.model.in_channels) : nullptr},
+        {"checkpoint_sha256", checkpoint_sha256},
+        {"init_seed", e.model.init_seed}}},
+      {"data", e.data},
+      {"evaluation",
+       {{"split", e.evaluation.split},
+        {"accuracy", e.evaluation.accuracy},
+        {"limit", e.evaluation.limit},
+        {"subset_seed",
+         e.evaluation.subset_seed ? nlohmann::json(*e.evaluation.subset_seed) : nullptr}}},
+      {"latency",
+       {{"repetitions", e.latency.repetitions},
+        {"min_time_s", e.latency.min_time_s},
+        {"warmup_s", e.latency.warmup_s}}}};
+  if (point.int8()) {
+    config["calibration"] = {{"split", e.calibration.split},
+                             {"subset", e.calibration.subset},
+                             {"seeds", e.calibration.seeds},
+                             {"batch_size", e.calibration.batch_size},
+                             {"allow_overlap", e.calibration.allow_overlap}};
+    // The mapping's content, not its file name, decides the numbers.
+    config["mapping"] = point.mapping == "global" ? "" : to_toml(e.mappings.at(point.mapping));
+    config["trust"] = {{"sqnr_batches", e.trust.sqnr_batches},
+                       {"round_trip", e.trust.round_trip}};
+  }
+  return config;
+}
+
+std::string config_hash(const nlohmann::json& config) {
+  // nlohmann::json keeps object keys sorted, so dump() is canonical.
+  return hex64(fnv1a(config.dump()));
+}
+
+std::pair<int, int> parse_shard(const std::string& text) {
+  size_t slash = text.find('/');
+  try {
+    if (slash == std::string::npos) throw std::invalid_argument("");
+    size_t used_k = 0;
+    size_t used_n = 0;
+    int k = std::stoi(text.substr(0, slash), &used_k);
+    int n = std::stoi(text.substr(slash + 1), &used_n);
+    if (used_k != slash || used_n != text.size() - slash - 1 || n < 1 || k < 1 || k > n) {
+      throw std::invalid_argument("");
+    }
+    return {k, n};
+  } catch (const std::exception&) {
+    throw std::invalid_argument("--shard expects K/N with 1 <= K <= N, got '" + text + "'");
+  }
+}
+
+std::vector<Point> shard(const std::vector<Point>& points, int k, int n) {
+  if (n < 1 || k < 1 || k > n) throw std::invalid_argument("shard: need 1 <= k <= n");
+  std::map<std::string, size_t> group_of;
+  std::vector<Point> mine;
+  for (const Point& point : points) {
+    size_t group = group_of.emplace(point.model_key(), group_of.size()).first->second;
+    if (static_cast<int>(group % static_cast<size_t>(n)) == k - 1) mine.push_back(point);
+  }
+  return mine;
+}
+
+}  // namespace qb

@@ -1,0 +1,55 @@
+#pragma once
+// Rendering runs for readers: the comparison table (Markdown, CSV, a static HTML page), plots
+// (SVG through gnuplot) and the history of nightly runs; and results/README.md, the published
+// tables.
+
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "experiments/plot.h"
+
+namespace qb {
+
+/// The plots a set of records supports, each with its file stem: accuracy against calibration
+/// samples per observer, latency against threads per variant, the size-latency-accuracy
+/// trade-off; an experiment without accuracy gets latency and size plots only.
+std::vector<std::pair<std::string, PlotSpec>> run_plots(const std::vector<nlohmann::json>& records);
+
+/// One line per run in a history file: the run's name and date, its provenance, and per point
+/// (config_hash) its label, median latency, top-1 and size.
+nlohmann::json history_entry(const std::string& run, const std::vector<nlohmann::json>& records);
+/// Appends history_entry(run, records) to `path`, replacing an earlier entry of the same run.
+void append_history(const std::string& path, const std::string& run,
+                    const std::vector<nlohmann::json>& records);
+/// Each tracked metric (latency, top-1, size) of every point over the history's runs.
+std::vector<std::pair<std::string, PlotSpec>> history_plots(
+    const std::vector<nlohmann::json>& history);
+
+/// Provenance shared by a run's records, as "key: value" lines for tables' captions.
+std::vector<std::pair<std::string, std::string>> provenance_summary(
+    const std::vector<nlohmann::json>& records);
+
+/// A static HTML page: title, provenance, the table, and the plots (as <img> of the SVG files,
+/// relative to the page).
+std::string html_report(const std::string& title, const std::vector<nlohmann::json>& records,
+                        const std::vector<std::string>& plot_files);
+
+/// Writes table.md, table.csv, benchmark.json, report.html and plots/<stem>.svg to `out_dir`
+/// (and history plots when `history` is not empty); returns the files written.
+std::vector<std::string> write_report(const std::string& out_dir, const std::string& title,
+                                      const std::vector<nlohmann::json>& records,
+                                      const std::vector<nlohmann::json>& history);
+
+/// results/README.md for the published runs (name, records): per run its provenance, table and
+/// plots under `plots_dir` (relative to the README), whose SVGs write_published also draws.
+std::string published_markdown(
+    const std::vector<std::pair<std::string, std::vector<nlohmann::json>>>& runs);
+/// Writes `dir`/README.md and `dir`/plots/<run>-<stem>.svg; returns the files written.
+std::vector<std::string> write_published(
+    const std::string& dir,
+    const std::vector<std::pair<std::string, std::vector<nlohmann::json>>>& runs);
+
+}  // namespace qb

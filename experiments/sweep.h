@@ -1,0 +1,47 @@
+#pragma once
+// The sweep runner: measures every point of an experiment that its run directory does not yet
+// hold, appending one record per point, and rewrites the run's tables after each one.
+//
+// Work is shared between points: the evaluation images are decoded once (CachedDataset), the
+// fp32 accuracy once per model, each calibration subset once per seed, and each converted model
+// (with its accuracy and trust checks) once for all its thread counts and batch sizes.
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "data/dataset.h"
+#include "experiments/experiment.h"
+
+namespace qb {
+
+struct SweepOptions {
+  /// Recompute points already recorded.
+  bool force = false;
+  /// Run shard k of n (see points.h).
+  int shard_k = 1;
+  int shard_n = 1;
+  /// The run directory's name under the experiment's output directory.
+  std::string run = "default";
+};
+
+/// What a sweep did, for callers and tests.
+struct SweepSummary {
+  int points = 0;    // in this shard
+  int skipped = 0;   // already recorded
+  int measured = 0;
+  int failed = 0;    // recorded as failures, to be tried again by the next run
+  std::string run_dir;
+};
+
+/// Runs the sweep. `evaluation` and `calibration` are the data sets [data] names (they may be the
+/// same object when calibration.split equals data.split). Bad input (overlapping calibration and
+/// evaluation examples, too few calibration examples) throws before any point is measured.
+SweepSummary run_sweep(const Experiment& experiment, const Dataset& evaluation,
+                       const Dataset& calibration, const SweepOptions& options);
+
+/// Rewrites table.md, table.csv and benchmark.json (Google Benchmark's format) in `run_dir` from
+/// `records`.
+void write_run_tables(const std::string& run_dir, const std::vector<nlohmann::json>& records);
+
+}  // namespace qb

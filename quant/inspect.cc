@@ -1,0 +1,155 @@
+#include "quant/inspect.h"
+
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <sstream>
+#include <unordered_map>
+
+#include "quant/functions.h"
+#include "quant/interpreter.h"
+#include "quant/quantized_modules.h"
+
+namespace qb {
+
+namespace {
+
+// Placeholders, the output and functions that only convert a value's domain or
+// layout are bookkeeping; every other call is a compute node.
+bool is_compute_node(const Node& node) {
+  if (node.op == NodeOp::kCallModule) return true;
+  if (node.op != NodeOp::kCallFunction) return false;
+  FunctionKind kind = function_kind(node.target);
+  return kind == FunctionKind::kCompute || kind == FunctionKind::kInt8Kernel;
+}
+
+bool is_int8_module(const Module& module) {
+  return dynamic_cast<const QuantizedConv2d*>(&module) != nullptr ||
+         dynamic_cast<const QuantizedLinear*>(&module) != nullptr;
+}
+
+std::string kind_of(const GraphModule& gm, const Node& node) {
+  return node.op == NodeOp::kCallModule ? gm.module(node.target).kind() : node.target;
+}
+
+std::string printed_target(const Node& node) {
+  return node.op == NodeOp::kCallFunction ? function_display_name(node.target) : node.target;
+}
+
+at::Tensor as_double(const at::Tensor& value) {
+  return (value.is_quantized() ? value.dequantize() : value).to(at::kDouble);
+}
+
+std::string shape(const at::Tensor& t) {
+  std::ostringstream out;
+  out << t.sizes();
+  return out.str();
+}
+
+}  // namespace
+
+const char* to_string(Precision precision) {
+  return precision == Precision::kInt8 ? "int8" : "fp32";
+}
+
+std::vector<NodePrecision> node_precisions(const GraphModule& converted) {
+  // Which values are quantized tensors: int8 kernels and quantize produce them,
+  // dequantize ends them, every other op computes in the domain of its inputs.
+  std::unordered_map<std::string, bool> is_int8;
+  std::vector<NodePrecision> result;
+  for (const Node& node : converted.graph.nodes()) {
+    if (node.op == NodeOp::kPlaceholder) is_int8[node.name] = false;
+    if (node.op != NodeOp::kCallModule && node.op != NodeOp::kCallFunction) continue;
+
+    bool reads_int8 = std::any_of(node.inputs.begin(), node.inputs.end(),
+                                  [&](const std::string& input) { return is_int8.at(input); });
+    bool int8 = reads_int8;
+    if (node.op == NodeOp::kCallModule) {
+      int8 = int8 || is_int8_module(converted.module(node.target));
+    } else {
+      switch (function_kind(node.target)) {
+        case FunctionKind::kInt8Kernel:
+        case FunctionKind::kQuantize:
+          int8 = true;
+          break;
+        case FunctionKind::kDequantize:
+          int8 = false;
+          break;
+        case FunctionKind::kCompute:
+        case FunctionKind::kLayout:
+          break;
+      }
+    }
+    is_int8[node.name] = int8;
+
+    if (!is_compute_node(node)) continue;
+    result.push_back({node.name, to_string(node.op), printed_target(node),
+                      kind_of(converted, node), int8 ? Precision::kInt8 : Precision::kFp32});
+  }
+  return result;
+}
+
+PrecisionCounts count_precisions(const std::vector<NodePrecision>& nodes) {
+  PrecisionCounts counts;
+  for (const NodePrecision& node : nodes) {
+    ++(node.precision == Precision::kInt8 ? counts.int8 : counts.fp32);
+  }
+  return counts;
+}
+
+std::vector<LayerSqnr> layer_sqnr(const GraphModule& reference, const GraphModule& converted,
+                                  const std::vector<at::Tensor>& inputs) {
+  // The matched nodes in converted's order, with their sums over all batches.
+  struct Sums {
+    std::string name;
+    double signal = 0.0;
+    double noise = 0.0;
+  };
+  std::vector<Sums> sums;
+  std::unordered_map<std::string, size_t> index;
+  for (const Node& node : converted.graph.nodes()) {
+    if (!is_compute_node(node) || !reference.graph.contains(node.name) ||
+        !is_compute_node(reference.graph.node(node.name))) {
+      continue;
+    }
+    index.emplace(node.name, sums.size());
+    sums.push_back({node.name});
+  }
+
+  at::NoGradGuard no_grad;
+  Interpreter reference_run(reference);
+  Interpreter converted_run(converted);
+  // One batch's reference values of the matched nodes. Holding them also keeps
+  // later ops of the reference run from overwriting them in place.
+  std::unordered_map<std::string, at::Tensor> expected;
+  for (const at::Tensor& batch : inputs) {
+    reference_run.run({batch}, [&](const Node& node, const at::Tensor& value) {
+      if (index.count(node.name)) expected[node.name] = value;
+    });
+    converted_run.run({batch}, [&](const Node& node, const at::Tensor& value) {
+      auto it = expected.find(node.name);
+      if (it == expected.end()) return;
+      if (it->second.sizes() != value.sizes()) {
+        throw GraphError("node '" + node.name + "': the reference computes shape " +
+                         shape(it->second) + ", the converted model " + shape(value));
+      }
+      at::Tensor ref = as_double(it->second);
+      Sums& node_sums = sums[index.at(node.name)];
+      node_sums.signal += ref.square().sum().item<double>();
+      node_sums.noise += (ref - as_double(value)).square().sum().item<double>();
+      expected.erase(it);
+    });
+  }
+
+  std::vector<LayerSqnr> result;
+  for (const Sums& node_sums : sums) {
+    double db = node_sums.noise == 0.0 ? std::numeric_limits<double>::infinity()
+                                       : 10.0 * std::log10(node_sums.signal / node_sums.noise);
+    result.push_back({node_sums.name, db});
+  }
+  return result;
+}
+
+}  // namespace qb

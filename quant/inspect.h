@@ -1,0 +1,79 @@
+#pragma once
+// Inspecting a converted model against its float original: which nodes really
+// run in int8, and how far each layer's output drifts from the float one. These
+// are the trust checks a sweep records next to every int8 accuracy figure.
+//
+// Both work on graph-mode models, convert()'s output (quant/convert.h), possibly
+// made channels-last afterwards (quant/layout.h).
+
+#include <ATen/core/Tensor.h>
+
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "quant/graph_module.h"
+
+namespace qb {
+
+enum class Precision { kInt8, kFp32 };
+
+/// "int8" or "fp32".
+const char* to_string(Precision precision);
+
+/// One compute node of a converted graph.
+struct NodePrecision {
+  std::string name;
+  /// "call_module" or "call_function", as the graph prints it.
+  std::string op;
+  /// As the graph prints it: the module path, or the function's display name
+  /// ("torch.ops.quantized.add_relu").
+  std::string target;
+  /// The module's kind ("QuantizedConvReLU2d", "MaxPool2d") or the function's
+  /// registry name ("quantized_add_relu", "flatten").
+  std::string kind;
+  Precision precision;
+};
+
+/// Every compute node of `converted`, in graph order, with the precision it runs in.
+/// Compute nodes are the call_module and call_function nodes except those that only
+/// move values between domains or layouts (quantize_per_tensor, dequantize,
+/// contiguous; see FunctionKind in quant/functions.h). A node runs in int8 when it
+/// is an int8 kernel (a quantized conv or linear module, a quantized function) or
+/// when it computes on an int8 value (max-pool, flatten, relu fed a quantized tensor).
+std::vector<NodePrecision> node_precisions(const GraphModule& converted);
+
+struct PrecisionCounts {
+  size_t int8 = 0;
+  size_t fp32 = 0;
+};
+PrecisionCounts count_precisions(const std::vector<NodePrecision>& nodes);
+
+/// How close one node's value in the converted model is to the reference's.
+struct LayerSqnr {
+  std::string name;
+  /// 10 log10(sum ref^2 / sum (ref - converted)^2) over all elements of all batches,
+  /// with quantized values dequantized. +infinity when the two agree exactly (also
+  /// when both are all zero); -infinity when the reference is all zero and the
+  /// converted value is not.
+  double sqnr_db;
+};
+
+/// Runs `reference` and `converted` on each batch of `inputs` (each batch is the
+/// graphs' single input) and returns the SQNR of every compute node of `converted`
+/// (as node_precisions lists them) whose name names a compute node of `reference`,
+/// in `converted`'s graph order. Nodes convert created or renamed (add_relu, which
+/// stands for an add and its relu) have no counterpart and are skipped.
+///
+/// Names line up when `reference` is the float model as prepare saw it after fusion:
+/// fuse(model, mapping) with prepare's mapping (quant/fuse.h). convert keeps the
+/// names of the prepared graph's nodes, and fusion changes what a node computes
+/// (conv1 of the unfused model is the conv before its BatchNorm and ReLU), so the
+/// unfused model would match names but not values. The prepared model itself also
+/// lines up, but running it feeds its observers. Values are compared element by
+/// element, so memory layouts (channels-last or not) do not matter; a matched node
+/// whose shapes differ is a GraphError naming it.
+std::vector<LayerSqnr> layer_sqnr(const GraphModule& reference, const GraphModule& converted,
+                                  const std::vector<at::Tensor>& inputs);
+
+}  // namespace qb

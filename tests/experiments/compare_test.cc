@@ -1,0 +1,125 @@
+// compare's verdicts on constructed runs: a clear regression, noise, an improvement, accuracy
+// and size changes, points on one side only, and runs from different environments.
+
+#include "experiments/compare.h"
+
+#include <stdexcept>
+
+#include "tests/catch.h"
+#include "tests/test_util.h"
+
+namespace qb {
+namespace {
+
+nlohmann::json record(const std::string& hash, const std::vector<double>& repetitions_ms,
+                      double top1 = 92.0, int64_t size = 1000, const std::string& cpu = "EPYC") {
+  std::vector<double> sorted = repetitions_ms;
+  std::sort(sorted.begin(), sorted.end());
+  return {{"config_hash", hash},
+          {"label", "graph " + hash},
+          {"point", {{"model", "m"}, {"threads", 1}, {"batch_size", 1}}},
+          {"size_bytes", size},
+          {"accuracy",
+           {{"top1", {{"mean", top1}, {"n", 1}, {"ci95", {top1, top1}}}},
+            {"top5", {{"mean", 99.0}, {"n", 1}, {"ci95", {99.0, 99.0}}}}}},
+          {"latency", {{"median_ms", sorted[sorted.size() / 2]}, {"repetitions_ms", repetitions_ms}}},
+          {"provenance", {{"environment", {{"cpu_model", cpu}, {"cores", 2}}}}}};
+}
+
+const std::vector<double> kBase = {1.00, 1.01, 0.99, 1.02, 0.98, 1.00, 1.01, 0.99, 1.00, 1.01};
+const std::vector<double> kSlower = {1.20, 1.21, 1.19, 1.22, 1.18, 1.20, 1.21, 1.19, 1.20, 1.21};
+const std::vector<double> kFaster = {0.80, 0.81, 0.79, 0.82, 0.78, 0.80, 0.81, 0.79, 0.80, 0.81};
+// Median 9% higher (1.1 -> 1.2 ms), but wild repetitions on both sides make the samples overlap.
+const std::vector<double> kNoisyBase = {1.0, 3.0, 1.1, 0.9, 3.2};
+const std::vector<double> kNoisyCurrent = {1.2, 0.9, 3.1, 1.3, 1.0};
+
+const MetricChange& metric(const PointComparison& p, const std::string& name) {
+  for (const MetricChange& m : p.metrics) {
+    if (m.metric == name) return m;
+  }
+  throw std::out_of_range(name);
+}
+
+TEST_CASE("a clear slowdown is a regression, a clear speedup an improvement") {
+  Comparison c = compare_records({record("a", kBase), record("b", kBase)},
+                                 {record("a", kSlower), record("b", kFaster)}, {});
+  REQUIRE(c.points.size() == 2);
+  const MetricChange& slower = metric(c.points[0], "latency_ms");
+  CHECK(slower.verdict == "regression");
+  CHECK(slower.change == Approx(0.2));
+  CHECK(slower.p_value < 0.001);
+  CHECK(metric(c.points[1], "latency_ms").verdict == "improvement");
+  CHECK(c.regression());
+  nlohmann::json verdict = verdict_json(c, {});
+  CHECK(verdict["verdict"] == "regression");
+  REQUIRE(verdict["regressions"].size() == 1);
+  CHECK(verdict["regressions"][0]["config_hash"] == "a");
+  CHECK(verdict["regressions"][0]["metric"] == "latency_ms");
+  std::string report = markdown_report(c, {}, "base", "cur");
+  CHECK(report.find("**Verdict: regression** (2 points compared, 1 with a regression)") !=
+        std::string::npos);
+  // Regressions are listed first.
+  CHECK(report.find("| m | graph a |") < report.find("| m | graph b |"));
+}
+
+TEST_CASE("noise and small changes are not regressions") {
+  Comparison noisy = compare_records({record("a", kNoisyBase)}, {record("a", kNoisyCurrent)}, {});
+  const MetricChange& m = metric(noisy.points[0], "latency_ms");
+  CHECK(m.change == Approx(1.2 / 1.1 - 1));
+  CHECK(m.p_value >= 0.05);
+  CHECK(m.verdict == "noise");
+  CHECK_FALSE(noisy.regression());
+
+  std::vector<double> a_bit_slower;
+  for (double t : kBase) a_bit_slower.push_back(t * 1.03);
+  Comparison small = compare_records({record("a", kBase)}, {record("a", a_bit_slower)}, {});
+  CHECK(metric(small.points[0], "latency_ms").verdict == "unchanged");
+  // With a 2% threshold the same 3% slowdown counts.
+  CompareOptions strict;
+  strict.min_latency_change = 0.02;
+  CHECK(metric(compare_records({record("a", kBase)}, {record("a", a_bit_slower)}, strict)
+                   .points[0],
+               "latency_ms")
+            .verdict == "regression");
+  CHECK(verdict_json(small, {})["verdict"] == "clean");
+}
+
+TEST_CASE("accuracy beyond the tolerance and any size change are flagged") {
+  Comparison c = compare_records(
+      {record("a", kBase, 92.0), record("b", kBase, 92.0), record("c", kBase, 92.0, 1000)},
+      {record("a", kBase, 91.85), record("b", kBase, 92.05), record("c", kBase, 92.0, 1001)}, {});
+  CHECK(metric(c.points[0], "top1_percent").verdict == "regression");
+  CHECK(metric(c.points[0], "top1_percent").change == Approx(-0.15));
+  CHECK(metric(c.points[1], "top1_percent").verdict == "unchanged");
+  CHECK(metric(c.points[2], "size_bytes").verdict == "regression");
+  CHECK(metric(c.points[2], "top1_percent").verdict == "unchanged");
+}
+
+TEST_CASE("points on one side only are listed; different machines are warned about") {
+  Comparison c = compare_records({record("a", kBase), record("gone", kBase)},
+                                 {record("a", kBase, 92.0, 1000, "Xeon"), record("new", kBase)}, {});
+  CHECK(c.points.size() == 1);
+  CHECK(c.only_in_baseline == std::vector<std::string>{"m graph gone, 1 thread(s), batch 1"});
+  CHECK(c.only_in_current == std::vector<std::string>{"m graph new, 1 thread(s), batch 1"});
+  CHECK(c.environment_differences == std::vector<std::string>{"cpu_model: EPYC -> Xeon"});
+  CHECK_FALSE(c.regression());
+  std::string report = markdown_report(c, {}, "base", "cur");
+  CHECK(report.find("> - cpu_model: EPYC -> Xeon") != std::string::npos);
+  CHECK(report.find("## Only in the baseline\n\n- m graph gone, 1 thread(s), batch 1") !=
+        std::string::npos);
+}
+
+TEST_CASE("bad input names the side or the file") {
+  CHECK_THROWS_WITH(compare_records({nlohmann::json{{"label", "x"}}}, {}, {}),
+                    "baseline: a record lacks config_hash, point or latency");
+  std::string dir = test::scratch_dir("compare_input").string();
+  CHECK_THROWS_WITH(load_run_records(dir), dir + "/records.jsonl: no such records file");
+  test::write_file(dir + "/records.jsonl", "");
+  CHECK_THROWS_WITH(load_run_records(dir), dir + "/records.jsonl: holds no records");
+  test::write_file(dir + "/records.jsonl", record("a", kBase).dump() + "\n");
+  CHECK(load_run_records(dir).size() == 1);
+  CHECK(load_run_records(dir + "/records.jsonl").size() == 1);
+}
+
+}  // namespace
+}  // namespace qb

@@ -1,0 +1,145 @@
+// Reading experiment files: what every section gives, and every error before work starts.
+
+#include "experiments/experiment.h"
+
+#include <string>
+
+#include "tests/catch.h"
+#include "tests/test_util.h"
+
+namespace qb {
+namespace {
+
+const char* kMinimal = R"(name = "tiny"
+[model]
+architecture = "fmnist_resnet8"
+num_classes = 10
+checkpoint = "models/checkpoints/fmnist_resnet8.pt"
+[data]
+kind = "fashion_mnist"
+)";
+
+/// Reads `text` (written to a scratch file) as an experiment.
+Experiment read(const std::string& text, const std::string& name = "experiment") {
+  std::string path = (test::scratch_dir(name) / "experiment.toml").string();
+  test::write_file(path, text);
+  Config config = Config::from_file(path);
+  return read_experiment(config, path);
+}
+
+/// The message read() throws, with the scratch path cut to "experiment.toml".
+std::string error_of(const std::string& text) {
+  try {
+    read(text, "errors");
+  } catch (const ConfigError& e) {
+    std::string message = e.what();
+    size_t at = message.find("experiment.toml");
+    return at == std::string::npos ? message : message.substr(at);
+  }
+  return "";
+}
+
+TEST_CASE("an experiment takes its defaults from the minimal file") {
+  Experiment e = read(kMinimal);
+  CHECK(e.name == "tiny");
+  CHECK(e.model.architectures == std::vector<std::string>{"fmnist_resnet8"});
+  CHECK(e.model.checkpoint.find("models/checkpoints/fmnist_resnet8.pt") != std::string::npos);
+  CHECK(e.file_sha256.size() == 64);
+  CHECK(e.evaluation.split == "test");
+  CHECK(e.evaluation.accuracy);
+  CHECK(e.calibration.split == "train");
+  CHECK(e.calibration.samples == std::vector<int64_t>{256});
+  CHECK(e.calibration.seeds == std::vector<uint64_t>{0});
+  CHECK(e.sweep.variants == std::vector<std::string>{"fp32", "graph"});
+  CHECK(e.sweep.threads == std::vector<int64_t>{1});
+  CHECK(e.mappings.size() == 1);
+  CHECK(e.mappings.count("global") == 1);
+  CHECK(e.data == nlohmann::json{{"kind", "fashion_mnist"}});
+  CHECK(e.output_dir.size() >= std::string("results/tiny").size());
+  CHECK(e.output_dir.substr(e.output_dir.size() - 12) == "results/tiny");
+}
+
+TEST_CASE("an experiment reads its sweep lists, mappings and exclude rules") {
+  Experiment e = read(std::string(kMinimal) + R"(
+[calibration]
+samples = [0, 64]
+seeds = [3, 4]
+subset = "stratified"
+[sweep]
+variants = ["fp32", "eager", "graph"]
+observers = ["minmax", "histogram"]
+mappings = ["global", "float_fc"]
+threads = [1, 2]
+batch_sizes = [1, 8]
+exclude = [{ variant = "eager", observer = ["histogram"] }]
+[mappings]
+float_fc = "tests/fixtures/experiments/fp32_fc.toml"
+)");
+  CHECK(e.calibration.seeds == std::vector<uint64_t>{3, 4});
+  CHECK(e.calibration.subset == "stratified");
+  CHECK(e.sweep.batch_sizes == std::vector<int64_t>{1, 8});
+  REQUIRE(e.sweep.exclude.size() == 1);
+  CHECK(e.sweep.exclude[0] ==
+        nlohmann::json{{"variant", "eager"}, {"observer", nlohmann::json::array({"histogram"})}});
+  REQUIRE(e.mappings.count("float_fc") == 1);
+  CHECK(e.mappings.at("float_fc").module_names().size() == 1);
+}
+
+TEST_CASE("experiment errors name the file, line and key") {
+  const std::string m = kMinimal;
+  CHECK(error_of(R"(name = "a b")") ==
+        "experiment.toml:1: 'name': use letters, digits, '_', '.' and '-' only (it names a "
+        "folder)");
+  CHECK(error_of(m + "[sweep]\nvariants = [\"fp32\", \"int4\"]\n") ==
+        "experiment.toml:9: 'sweep.variants': unknown value 'int4' (known: fp32, eager, graph)");
+  CHECK(error_of(m + "[sweep]\nengines = [\"tpu\"]\n") ==
+        "experiment.toml:9: 'sweep.engines': unknown value 'tpu' (known: qnnpack, onednn)");
+  CHECK(error_of(m + "[sweep]\nthreads = [1, 0]\n") ==
+        "experiment.toml:9: 'sweep.threads': values must be >= 1, got 0");
+  CHECK(error_of(m + "[sweep]\nobservers = [\"minmax\", \"minmax\"]\n") ==
+        "experiment.toml:9: 'sweep.observers': lists a value twice");
+  CHECK(error_of(m + "[sweep]\nmappings = [\"float_fc\"]\n") ==
+        "experiment.toml:9: 'sweep.mappings': unknown value 'float_fc' (known: global)");
+  CHECK(error_of(m + "[sweep]\nexclude = [{ obsrver = \"minmax\" }]\n") ==
+        "experiment.toml:9: 'sweep.exclude': rule 1: unknown field 'obsrver' (known: model, "
+        "variant, engine, observer, weights, mapping, samples, threads, batch_size)");
+  CHECK(error_of(m + "[calibration]\nsamples = [-1]\n") ==
+        "experiment.toml:9: 'calibration.samples': values must be >= 0, got -1");
+  CHECK(error_of(m + "[calibration]\nsubset = \"best\"\n") ==
+        "experiment.toml:9: 'calibration.subset': unknown value 'best' (known: random, "
+        "stratified)");
+  CHECK(error_of(m + "[evaluation]\nsubset_seed = 3\n") ==
+        "experiment.toml:9: 'evaluation.subset_seed': needs evaluation.limit (the subset's size)");
+  CHECK(error_of(m + "[latency]\nrepetitions = 0\n") ==
+        "experiment.toml:9: 'latency.repetitions': must be >= 1");
+  CHECK(error_of(m + "[mappings]\nfloat_fc = \"no/such/file.toml\"\n") .find(
+            "experiment.toml:9: 'mappings.float_fc': no qconfig mapping file at ") == 0);
+  CHECK(error_of(R"(name = "x"
+[model]
+architecture = "resnet19"
+)") == "experiment.toml:3: 'model.architecture': unknown value 'resnet19' (known: "
+       "cifar_resnet18, fmnist_resnet8, mobilenet_v2, resnet18, resnet34, resnet50)");
+  CHECK(error_of(R"(name = "x"
+[model]
+architecture = "resnet18"
+checkpoint = "weights/resnet18-f37072fd.pth"
+)").find("experiment.toml:4: 'model.checkpoint': no file at ") == 0);
+  CHECK(error_of(R"(name = "x"
+[model]
+architecture = "resnet18"
+[data]
+kind = "imagenet"
+)") == "experiment.toml:2: 'model': accuracy needs trained weights: set model.checkpoint, or "
+       "set evaluation.accuracy = false for a latency-only sweep");
+  CHECK(error_of(R"(name = "x"
+[model]
+architectures = ["resnet18", "resnet50"]
+[data]
+kind = "synthetic"
+[evaluation]
+accuracy = true
+)") == "experiment.toml:7: 'evaluation.accuracy': synthetic images have no meaningful labels");
+}
+
+}  // namespace
+}  // namespace qb

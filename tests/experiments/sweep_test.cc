@@ -1,0 +1,181 @@
+// The sweep runner end to end on a small slice of Fashion-MNIST: records, resume after an
+// interruption, --force, shards, and the calibration/evaluation overlap check.
+
+#include "experiments/sweep.h"
+
+#include <filesystem>
+#include <set>
+
+#include "data/fashion_mnist.h"
+#include "experiments/datasets.h"
+#include "experiments/records.h"
+#include "tests/catch.h"
+#include "tests/test_util.h"
+
+namespace qb {
+namespace {
+
+/// A quick experiment: 200 test images, 2 graph-mode points with 2 calibration seeds, fp32.
+std::string experiment_text(const std::string& output, const std::string& extra = "") {
+  return R"(name = "sweep_test"
+[model]
+architecture = "fmnist_resnet8"
+num_classes = 10
+in_channels = 1
+checkpoint = "models/checkpoints/fmnist_resnet8.pt"
+[data]
+kind = "fashion_mnist"
+limit = 200
+[calibration]
+samples = [0, 64]
+seeds = [0, 1]
+batch_size = 32
+[evaluation]
+batch_size = 100
+workers = 1
+[sweep]
+variants = ["fp32", "graph"]
+[latency]
+repetitions = 2
+min_time_s = 0.01
+warmup_s = 0.0
+[trust]
+sqnr_batches = 1
+[output]
+dir = ")" + output + "\"\n" + extra;
+}
+
+struct Loaded {
+  Experiment experiment;
+  std::unique_ptr<Dataset> evaluation;
+  std::unique_ptr<Dataset> calibration;
+};
+
+Loaded load(const std::string& dir, const std::string& extra = "") {
+  std::string path = dir + "/experiment.toml";
+  test::write_file(path, experiment_text(dir + "/results", extra));
+  Config config = Config::from_file(path);
+  Loaded l{read_experiment(config, path), nullptr, nullptr};
+  l.evaluation = open_dataset(config, "data", l.experiment.evaluation.split);
+  if (l.experiment.calibration.split != l.experiment.evaluation.split) {
+    l.calibration = open_dataset(config, "data", l.experiment.calibration.split);
+  }
+  config.reject_unknown_keys();
+  return l;
+}
+
+SweepSummary run(Loaded& l, SweepOptions options = {}) {
+  return run_sweep(l.experiment, *l.evaluation, l.calibration ? *l.calibration : *l.evaluation,
+                   options);
+}
+
+TEST_CASE("a sweep records every point once, and a rerun resumes where it stopped") {
+  std::string dir = test::scratch_dir("sweep_resume").string();
+  Loaded l = load(dir);
+  SweepSummary first = run(l);
+  CHECK(first.points == 3);
+  CHECK(first.measured == 3);
+  const std::string records_path = first.run_dir + "/records.jsonl";
+  std::vector<nlohmann::json> records = read_records(records_path);
+  REQUIRE(records.size() == 3);
+  for (const char* file : {"table.md", "table.csv", "benchmark.json", "experiment.toml"}) {
+    CHECK(std::filesystem::file_size(first.run_dir + "/" + file) > 0);
+  }
+
+  const nlohmann::json& fp32 = records[0];
+  CHECK(fp32["label"] == "fp32");
+  CHECK(fp32["accuracy"]["examples"] == 200);
+  CHECK(fp32["latency"]["repetitions_ms"].size() == 2);
+  for (const char* field : {"median_ms", "mean_ms", "p90_ms", "stddev_ms", "cv"}) {
+    CHECK(fp32["latency"][field].get<double>() >= 0.0);
+  }
+  CHECK(fp32["google_benchmark"]["benchmarks"].size() >= 2);
+  for (const char* field : {"experiment_sha256", "checkpoint_sha256", "data_fingerprint"}) {
+    CHECK_FALSE(fp32["provenance"][field].get<std::string>().empty());
+  }
+  for (const char* field : {"git_revision", "libtorch_version", "opencv_version", "cpu_model",
+                            "date_utc"}) {
+    CHECK(fp32["provenance"]["environment"].contains(field));
+  }
+  CHECK(fp32["provenance"]["environment"]["intra_op_threads"] == 1);
+
+  const nlohmann::json& calibrated = records[2];
+  CHECK(calibrated["label"] == "graph histogram/per_channel calib=64 onednn");
+  CHECK(calibrated["accuracy"]["seeds"] == nlohmann::json::array({0, 1}));
+  CHECK(calibrated["accuracy"]["top1_percent"].size() == 2);
+  CHECK(calibrated["accuracy"]["top1"]["n"] == 2);
+  CHECK(calibrated["calibration"]["overlapping_examples"] == 0);
+  CHECK(calibrated["trust"]["round_trip_equal"] == true);
+  CHECK(calibrated["trust"]["fp32_nodes"].empty());
+  CHECK(calibrated["trust"]["int8_nodes"].get<int>() > 0);
+  CHECK(calibrated["trust"]["sqnr_db"].contains("fc"));
+  // The uncalibrated point does not repeat over seeds: they would all give the same model.
+  CHECK(records[1]["accuracy"]["seeds"] == nlohmann::json::array({0}));
+
+  // Nothing left to do.
+  Loaded again = load(dir);
+  CHECK(run(again).measured == 0);
+
+  // An interruption while the last record was being written: the torn line is dropped and only
+  // that point is measured again.
+  std::string text = test::read_file(records_path);
+  size_t second_end = text.find('\n', text.find('\n') + 1);
+  test::write_file(records_path, text.substr(0, second_end + 1) + text.substr(second_end + 1, 40));
+  Loaded resumed = load(dir);
+  SweepSummary after = run(resumed);
+  CHECK(after.skipped == 2);
+  CHECK(after.measured == 1);
+  CHECK(read_records(records_path).size() == 3);
+
+  SweepOptions force;
+  force.force = true;
+  Loaded forced = load(dir);
+  CHECK(run(forced, force).measured == 3);
+}
+
+TEST_CASE("shards of a sweep together measure every point once") {
+  std::string dir = test::scratch_dir("sweep_shards").string();
+  std::set<std::string> hashes;
+  int measured = 0;
+  for (int k = 1; k <= 2; ++k) {
+    Loaded l = load(dir);
+    SweepOptions options;
+    options.shard_k = k;
+    options.shard_n = 2;
+    options.run = "shard" + std::to_string(k);
+    SweepSummary summary = run(l, options);
+    measured += summary.measured;
+    for (const nlohmann::json& record : read_records(summary.run_dir + "/records.jsonl")) {
+      hashes.insert(record["config_hash"].get<std::string>());
+    }
+  }
+  CHECK(measured == 3);
+  CHECK(hashes.size() == 3);
+}
+
+TEST_CASE("calibrating on evaluation examples is refused unless allowed, then recorded") {
+  std::string dir = test::scratch_dir("sweep_overlap").string();
+  Loaded refused = load(dir, "");
+  refused.experiment.calibration.split = "test";
+  CHECK_THROWS_WITH(run_sweep(refused.experiment, *refused.evaluation, *refused.evaluation, {}),
+                    Catch::Contains("calibration examples are also evaluation examples (same "
+                                    "split); calibrate on another split"));
+  // Refused before measuring anything.
+  CHECK(read_records(dir + "/results/default/records.jsonl").empty());
+
+  Loaded allowed = load(dir, "");
+  allowed.experiment.calibration.split = "test";
+  allowed.experiment.calibration.allow_overlap = true;
+  allowed.experiment.calibration.seeds = {0};
+  allowed.experiment.sweep.variants = {"graph"};
+  allowed.experiment.calibration.samples = {64};
+  SweepSummary summary = run_sweep(allowed.experiment, *allowed.evaluation, *allowed.evaluation, {});
+  std::vector<nlohmann::json> records = read_records(summary.run_dir + "/records.jsonl");
+  REQUIRE(records.size() == 1);
+  CHECK(records[0]["calibration"]["allow_overlap"] == true);
+  // 64 of the 200 evaluation images drawn from the same 200.
+  CHECK(records[0]["calibration"]["overlapping_examples"] == 64);
+}
+
+}  // namespace
+}  // namespace qb
