@@ -52,18 +52,22 @@ std::string gnuplot_script(const PlotSpec& spec, const std::string& svg_path) {
   for (size_t k = 0; k < spec.series.size(); ++k) {
     const Series& series = spec.series[k];
     const bool bars = !series.low.empty() && series.low.size() == series.x.size();
+    const bool sized = !bars && !series.point_size.empty() &&
+                       series.point_size.size() == series.x.size();
     const std::string block = "$s" + std::to_string(k);
     s += block + " << EOD\n";
     for (size_t i = 0; i < series.x.size(); ++i) {
       s += number(series.x[i]) + " " + number(series.y[i]);
       if (bars) s += " " + number(series.low[i]) + " " + number(series.high[i]);
+      if (sized) s += " " + number(series.point_size[i]);
       s += "\n";
     }
     s += "EOD\n";
     std::string style = bars ? (spec.lines ? "yerrorlines" : "yerrorbars")
                              : (spec.lines ? "linespoints" : "points");
-    plot += (k ? ", " : "") + block + " using 1:2" + (bars ? ":3:4" : "") + " with " + style +
-            " pointtype 7 title " + quoted(series.title);
+    plot += (k ? ", " : "") + block + " using 1:2" + (bars ? ":3:4" : sized ? ":3" : "") +
+            " with " + style + " pointtype 7" + (sized ? " pointsize variable" : "") +
+            " title " + quoted(series.title);
   }
   if (spec.series.empty()) plot += "NaN notitle";
   return s + plot + "\n";

@@ -14,6 +14,8 @@ struct Series {
   std::vector<double> y;
   std::vector<double> low;
   std::vector<double> high;
+  /// Point sizes (gnuplot's pointsize units), when every point has one: a third dimension.
+  std::vector<double> point_size;
 };
 
 struct PlotSpec {

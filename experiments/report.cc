@@ -1,6 +1,7 @@
 #include "experiments/report.h"
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -174,7 +175,7 @@ std::vector<std::pair<std::string, PlotSpec>> run_plots(const std::vector<nlohma
     spec.lines = false;
     spec.x_label = "latency per batch (ms, " + std::to_string(threads) + " thread(s), batch " +
                    std::to_string(batch) + ")";
-    spec.title = accuracy ? "Trade-off: latency and top-1 (every calibrated point)"
+    spec.title = accuracy ? "Trade-off: latency, top-1 and size (point area ~ model size)"
                           : "Trade-off: latency and size";
     spec.y_label = accuracy ? "top-1 (%)" : "size (MB)";
     std::map<std::string, Series> series;
@@ -191,6 +192,15 @@ std::vector<std::pair<std::string, PlotSpec>> run_plots(const std::vector<nlohma
       s.x.push_back(r["latency"]["median_ms"].get<double>());
       s.y.push_back(accuracy ? r["accuracy"]["top1"]["mean"].get<double>()
                              : r["size_bytes"].get<double>() / 1e6);
+      if (accuracy) s.point_size.push_back(r["size_bytes"].get<double>());
+    }
+    // Point area proportional to model size, the largest model drawn at pointsize 3.
+    double largest = 0.0;
+    for (const auto& [name, s] : series) {
+      for (double bytes : s.point_size) largest = std::max(largest, bytes);
+    }
+    for (auto& [name, s] : series) {
+      for (double& size : s.point_size) size = 3.0 * std::sqrt(size / largest);
     }
     for (const std::string& name : order) spec.series.push_back(series[name]);
     plots.emplace_back("tradeoff", spec);

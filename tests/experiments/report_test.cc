@@ -83,6 +83,11 @@ TEST_CASE("a run's plots carry its points") {
   CHECK_FALSE(tradeoff.lines);
   REQUIRE(tradeoff.series.size() == 2);
   CHECK(tradeoff.series[1].x == std::vector<double>{0.5, 0.4});
+  // Point area follows model size: fp32's 400 kB at 3, int8's 100 kB at half the diameter.
+  CHECK(tradeoff.series[0].point_size == std::vector<double>{3.0});
+  CHECK(tradeoff.series[1].point_size == std::vector<double>{1.5, 1.5});
+  CHECK(gnuplot_script(tradeoff, "/tmp/t.svg").find("using 1:2:3 with points pointtype 7 "
+                                                    "pointsize variable") != std::string::npos);
 
   std::string script = gnuplot_script(accuracy, "/tmp/a_b.svg");
   CHECK(script.find("set output \"/tmp/a_b.svg\"") != std::string::npos);
