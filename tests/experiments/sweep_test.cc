@@ -177,5 +177,44 @@ TEST_CASE("calibrating on evaluation examples is refused unless allowed, then re
   CHECK(records[0]["calibration"]["overlapping_examples"] == 64);
 }
 
+/// The evaluation set with one unreadable image, as a corrupt file would be.
+class OneBadImage : public Dataset {
+ public:
+  explicit OneBadImage(const Dataset& source) : source_(source) {}
+  int64_t size() const override { return source_.size(); }
+  int64_t num_classes() const override { return source_.num_classes(); }
+  at::Tensor image(int64_t index) const override {
+    if (index == 150) throw DataError("image 150: corrupt");
+    return source_.image(index);
+  }
+  int64_t label(int64_t index) const override { return source_.label(index); }
+  std::string describe() const override { return "one bad image"; }
+  uint64_t fingerprint() const override { return source_.fingerprint(); }
+  uint64_t content_hash(int64_t index) const override { return source_.content_hash(index); }
+
+ private:
+  const Dataset& source_;
+};
+
+TEST_CASE("a failing point is recorded with its error, the others go on, a rerun retries it") {
+  std::string dir = test::scratch_dir("sweep_failures").string();
+  Loaded l = load(dir, "");
+  l.experiment.evaluation.cache = false;  // decoded per point, so each point meets the bad image
+  OneBadImage bad(*l.evaluation);
+  SweepSummary first = run_sweep(l.experiment, bad, *l.calibration, {});
+  CHECK(first.failed == 3);
+  CHECK(first.measured == 0);
+  std::vector<nlohmann::json> records = read_records(first.run_dir + "/records.jsonl");
+  REQUIRE(records.size() == 3);
+  CHECK(records[0]["error"] == "image 150: corrupt");
+  CHECK(records[0]["label"] == "fp32");
+  CHECK(measured_only(records).empty());
+  // Failures do not count as done: the next run (with the data fixed) measures them.
+  SweepSummary second = run_sweep(l.experiment, *l.evaluation, *l.calibration, {});
+  CHECK(second.skipped == 0);
+  CHECK(second.measured == 3);
+  CHECK(second.failed == 0);
+}
+
 }  // namespace
 }  // namespace qb
