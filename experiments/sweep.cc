@@ -329,12 +329,15 @@ class Runner {
       std::vector<at::Tensor> batches = calibration_batches(seed, point.samples);
       batches.resize(std::min<size_t>(batches.size(), static_cast<size_t>(e_.trust.sqnr_batches)));
       GraphModule reference = fuse(fp32_model(point.model), point_mapping(e_, point));
-      nlohmann::json layers = nlohmann::json::object();
+      // A list, not an object, to keep graph order (JSON objects come back sorted by key).
+      nlohmann::json layers = nlohmann::json::array();
       double worst = std::numeric_limits<double>::infinity();
       std::string worst_layer;
       for (const LayerSqnr& layer : layer_sqnr(reference, int8, batches)) {
-        layers[layer.name] = std::isfinite(layer.sqnr_db) ? nlohmann::json(layer.sqnr_db)
-                                                          : nlohmann::json(layer.sqnr_db > 0 ? "inf" : "-inf");
+        layers.push_back({{"node", layer.name},
+                          {"db", std::isfinite(layer.sqnr_db)
+                                     ? nlohmann::json(layer.sqnr_db)
+                                     : nlohmann::json(layer.sqnr_db > 0 ? "inf" : "-inf")}});
         if (layer.sqnr_db < worst) {
           worst = layer.sqnr_db;
           worst_layer = layer.name;
