@@ -306,16 +306,20 @@ class Runner {
     return to_channels_last(int8);
   }
 
-  /// The trust checks of a graph-mode model: which nodes run int8, per-layer SQNR against the
-  /// fused float model on a few calibration batches, and a save/load round trip's accuracy.
+  /// The float model whose node names line up with the converted one's (quant/inspect.h): what
+  /// prepare or prepare_eager was given, after fusion.
+  GraphModule sqnr_reference(const Point& point) {
+    if (point.variant == "eager") {
+      return fuse_modules(build(point.model, true), fuse_model_groups(point.model));
+    }
+    return fuse(fp32_model(point.model), point_mapping(e_, point));
+  }
+
+  /// The trust checks of an int8 model: which nodes run int8, per-layer SQNR against the fused
+  /// float model on a few calibration batches, and a save/load round trip's accuracy.
   nlohmann::json trust_checks(const Point& point, const GraphModule& int8, uint64_t seed,
                               const nlohmann::json& accuracy) {
     nlohmann::json trust = nlohmann::json::object();
-    if (point.variant == "eager") {
-      trust["skipped"] = "trust checks cover graph-mode models; eager-converted models cannot be "
-                         "saved or inspected yet";
-      return trust;
-    }
     std::vector<NodePrecision> nodes = node_precisions(int8);
     PrecisionCounts counts = count_precisions(nodes);
     nlohmann::json fp32_nodes = nlohmann::json::array();
@@ -328,7 +332,7 @@ class Runner {
     if (e_.trust.sqnr_batches > 0 && point.samples > 0) {
       std::vector<at::Tensor> batches = calibration_batches(seed, point.samples);
       batches.resize(std::min<size_t>(batches.size(), static_cast<size_t>(e_.trust.sqnr_batches)));
-      GraphModule reference = fuse(fp32_model(point.model), point_mapping(e_, point));
+      GraphModule reference = sqnr_reference(point);
       // A list, not an object, to keep graph order (JSON objects come back sorted by key).
       nlohmann::json layers = nlohmann::json::array();
       double worst = std::numeric_limits<double>::infinity();

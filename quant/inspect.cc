@@ -11,23 +11,41 @@
 #include "quant/functions.h"
 #include "quant/interpreter.h"
 #include "quant/quantized_modules.h"
+#include "quant/stubs.h"
 
 namespace qb {
 
 namespace {
 
-// Placeholders, the output and functions that only convert a value's domain or
-// layout are bookkeeping; every other call is a compute node.
-bool is_compute_node(const Node& node) {
-  if (node.op == NodeOp::kCallModule) return true;
+// Eager mode's boundary modules, the counterparts of quantize_per_tensor and
+// dequantize; the stubs are identities until convert_eager swaps them.
+bool is_quantize_module(const Module& module) {
+  return dynamic_cast<const Quantize*>(&module) != nullptr;
+}
+bool is_dequantize_module(const Module& module) {
+  return dynamic_cast<const DeQuantize*>(&module) != nullptr;
+}
+bool is_boundary_module(const Module& module) {
+  return is_quantize_module(module) || is_dequantize_module(module) ||
+         dynamic_cast<const QuantStub*>(&module) != nullptr ||
+         dynamic_cast<const DeQuantStub*>(&module) != nullptr;
+}
+
+// Placeholders, the output, eager mode's boundary modules and functions that only
+// convert a value's domain or layout are bookkeeping; every other call is a compute node.
+bool is_compute_node(const GraphModule& gm, const Node& node) {
+  if (node.op == NodeOp::kCallModule) return !is_boundary_module(gm.module(node.target));
   if (node.op != NodeOp::kCallFunction) return false;
   FunctionKind kind = function_kind(node.target);
   return kind == FunctionKind::kCompute || kind == FunctionKind::kInt8Kernel;
 }
 
+// The modules that are LibTorch int8 kernels, whatever they are fed.
 bool is_int8_module(const Module& module) {
   return dynamic_cast<const QuantizedConv2d*>(&module) != nullptr ||
-         dynamic_cast<const QuantizedLinear*>(&module) != nullptr;
+         dynamic_cast<const QuantizedLinear*>(&module) != nullptr ||
+         dynamic_cast<const QFunctional*>(&module) != nullptr ||
+         dynamic_cast<const QuantizedBatchNorm2d*>(&module) != nullptr;
 }
 
 std::string kind_of(const GraphModule& gm, const Node& node) {
@@ -55,8 +73,9 @@ const char* to_string(Precision precision) {
 }
 
 std::vector<NodePrecision> node_precisions(const GraphModule& converted) {
-  // Which values are quantized tensors: int8 kernels and quantize produce them,
-  // dequantize ends them, every other op computes in the domain of its inputs.
+  // Which values are quantized tensors: int8 kernels and quantize (function or
+  // module) produce them, dequantize ends them, every other op computes in the
+  // domain of its inputs.
   std::unordered_map<std::string, bool> is_int8;
   std::vector<NodePrecision> result;
   for (const Node& node : converted.graph.nodes()) {
@@ -67,7 +86,9 @@ std::vector<NodePrecision> node_precisions(const GraphModule& converted) {
                                   [&](const std::string& input) { return is_int8.at(input); });
     bool int8 = reads_int8;
     if (node.op == NodeOp::kCallModule) {
-      int8 = int8 || is_int8_module(converted.module(node.target));
+      const Module& module = converted.module(node.target);
+      if (is_int8_module(module) || is_quantize_module(module)) int8 = true;
+      if (is_dequantize_module(module)) int8 = false;
     } else {
       switch (function_kind(node.target)) {
         case FunctionKind::kInt8Kernel:
@@ -84,7 +105,7 @@ std::vector<NodePrecision> node_precisions(const GraphModule& converted) {
     }
     is_int8[node.name] = int8;
 
-    if (!is_compute_node(node)) continue;
+    if (!is_compute_node(converted, node)) continue;
     result.push_back({node.name, to_string(node.op), printed_target(node),
                       kind_of(converted, node), int8 ? Precision::kInt8 : Precision::kFp32});
   }
@@ -110,8 +131,8 @@ std::vector<LayerSqnr> layer_sqnr(const GraphModule& reference, const GraphModul
   std::vector<Sums> sums;
   std::unordered_map<std::string, size_t> index;
   for (const Node& node : converted.graph.nodes()) {
-    if (!is_compute_node(node) || !reference.graph.contains(node.name) ||
-        !is_compute_node(reference.graph.node(node.name))) {
+    if (!is_compute_node(converted, node) || !reference.graph.contains(node.name) ||
+        !is_compute_node(reference, reference.graph.node(node.name))) {
       continue;
     }
     index.emplace(node.name, sums.size());

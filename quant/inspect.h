@@ -3,8 +3,9 @@
 // run in int8, and how far each layer's output drifts from the float one. These
 // are the trust checks a sweep records next to every int8 accuracy figure.
 //
-// Both work on graph-mode models, convert()'s output (quant/convert.h), possibly
-// made channels-last afterwards (quant/layout.h).
+// Both work on converted models of either mode, convert()'s output (quant/convert.h)
+// or convert_eager()'s (quant/eager.h), possibly made channels-last afterwards
+// (quant/layout.h).
 
 #include <ATen/core/Tensor.h>
 
@@ -38,9 +39,12 @@ struct NodePrecision {
 /// Every compute node of `converted`, in graph order, with the precision it runs in.
 /// Compute nodes are the call_module and call_function nodes except those that only
 /// move values between domains or layouts (quantize_per_tensor, dequantize,
-/// contiguous; see FunctionKind in quant/functions.h). A node runs in int8 when it
-/// is an int8 kernel (a quantized conv or linear module, a quantized function) or
-/// when it computes on an int8 value (max-pool, flatten, relu fed a quantized tensor).
+/// contiguous, see FunctionKind in quant/functions.h; eager mode's Quantize and
+/// DeQuantize modules, and QuantStub and DeQuantStub). A node runs in int8 when it is
+/// an int8 kernel (a QuantizedConv2d, QuantizedLinear, QFunctional or
+/// QuantizedBatchNorm2d module, a quantized function) or when it computes on an int8
+/// value (max-pool, flatten, relu fed a quantized tensor). Modules are told apart by
+/// their C++ type, not their path or kind string.
 std::vector<NodePrecision> node_precisions(const GraphModule& converted);
 
 struct PrecisionCounts {
@@ -65,14 +69,17 @@ struct LayerSqnr {
 /// in `converted`'s graph order. Nodes convert created or renamed (add_relu, which
 /// stands for an add and its relu) have no counterpart and are skipped.
 ///
-/// Names line up when `reference` is the float model as prepare saw it after fusion:
-/// fuse(model, mapping) with prepare's mapping (quant/fuse.h). convert keeps the
-/// names of the prepared graph's nodes, and fusion changes what a node computes
-/// (conv1 of the unfused model is the conv before its BatchNorm and ReLU), so the
-/// unfused model would match names but not values. The prepared model itself also
-/// lines up, but running it feeds its observers. Values are compared element by
-/// element, so memory layouts (channels-last or not) do not matter; a matched node
-/// whose shapes differ is a GraphError naming it.
+/// Names line up when `reference` is the float model the prepare step was given,
+/// after fusion: in graph mode fuse(model, mapping) with prepare's mapping
+/// (quant/fuse.h); in eager mode fuse_modules(model, groups), the model passed to
+/// prepare_eager. Both converts keep the names of the prepared graph's nodes, and
+/// fusion changes what a node computes (conv1 of the unfused model is the conv before
+/// its BatchNorm and ReLU), so the unfused model would match names but not values. In
+/// eager mode every compute node matches, the QFunctional ones (add_relu) included;
+/// only the dequantize nodes convert_eager puts in front of fp32 ops are new. The
+/// prepared model itself also lines up, but running it feeds its observers. Values are
+/// compared element by element, so memory layouts (channels-last or not) do not
+/// matter; a matched node whose shapes differ is a GraphError naming it.
 std::vector<LayerSqnr> layer_sqnr(const GraphModule& reference, const GraphModule& converted,
                                   const std::vector<at::Tensor>& inputs);
 

@@ -1,13 +1,18 @@
 #pragma once
-// The int8 layers convert produces: LibTorch's quantized conv and linear
-// kernels over weights prepacked, at construction, for the current quantized engine.
+// The int8 layers convert (graph mode) and convert_eager produce, on LibTorch's
+// quantized kernels: conv and linear over weights prepacked, at construction, for the
+// current quantized engine; and eager mode's boundary modules (Quantize, DeQuantize),
+// QFunctional and QuantizedBatchNorm2d. Each one's config() and tensors are what
+// save_model stores to rebuild it (quant/serialize.h).
 
 #include <ATen/core/ivalue.h>
 
+#include <cstdint>
 #include <string>
 
 #include "quant/module.h"
 #include "quant/modules.h"
+#include "quant/observers.h"
 
 namespace qb {
 
@@ -56,6 +61,72 @@ class QuantizedLinear : public ModuleBase<QuantizedLinear> {
   int64_t zero_point_;
   std::string engine_;
   c10::IValue packed_;
+};
+
+/// torch.ao.nn.quantized.Quantize, the converted QuantStub: fp32 in, quantized per
+/// tensor at (scale, zero_point) out. Its state_dict holds both, as PyTorch's does.
+class Quantize : public ModuleBase<Quantize> {
+ public:
+  Quantize(double scale, int64_t zero_point, QDtype dtype);
+  std::string kind() const override { return "Quantize"; }
+  at::Tensor forward(const std::vector<at::Tensor>& inputs) override;
+  std::string extra_repr() const override;
+  /// scale, zero_point and dtype ("quint8" or "qint8").
+  ModuleConfig config() const override;
+
+ private:
+  double scale_;
+  int64_t zero_point_;
+  QDtype dtype_;
+};
+
+/// torch.ao.nn.quantized.DeQuantize, the converted DeQuantStub. An fp32 input passes
+/// through, as Tensor.dequantize() leaves it.
+class DeQuantize : public ModuleBase<DeQuantize> {
+ public:
+  std::string kind() const override { return "DeQuantize"; }
+  at::Tensor forward(const std::vector<at::Tensor>& inputs) override;
+};
+
+/// torch.ao.nn.quantized.QFunctional, the converted FloatFunctional: its one method
+/// (add, add_relu, mul or cat along `dim`) on LibTorch's quantized kernels, giving
+/// (scale, zero_point). Like PyTorch's, its state_dict holds them.
+class QFunctional : public ModuleBase<QFunctional> {
+ public:
+  /// std::invalid_argument for a method FloatFunctional does not have.
+  QFunctional(std::string method, int64_t dim, double scale, int64_t zero_point);
+  std::string kind() const override { return "QFunctional"; }
+  at::Tensor forward(const std::vector<at::Tensor>& inputs) override;
+  std::string extra_repr() const override;
+  /// method, dim, scale and zero_point.
+  ModuleConfig config() const override;
+
+ private:
+  std::string method_;
+  int64_t dim_;
+  double scale_;
+  int64_t zero_point_;
+};
+
+/// torch.ao.nn.quantized.BatchNorm2d: a BatchNorm eager mode left unfused, on int8
+/// tensors, giving (scale, zero_point).
+class QuantizedBatchNorm2d : public ModuleBase<QuantizedBatchNorm2d> {
+ public:
+  /// Copies `bn`'s parameters and running statistics.
+  QuantizedBatchNorm2d(const BatchNorm2d& bn, double scale, int64_t zero_point);
+  std::string kind() const override { return "QuantizedBatchNorm2d"; }
+  at::Tensor forward(const std::vector<at::Tensor>& inputs) override;
+  std::string extra_repr() const override;
+  /// BatchNorm2d's (num_features, eps, momentum) plus scale and zero_point.
+  ModuleConfig config() const override;
+
+ private:
+  int64_t num_features_;
+  double eps_;
+  double momentum_;
+  double scale_;
+  int64_t zero_point_;
+  std::string repr_;  // BatchNorm2d's, as PyTorch prints it
 };
 
 }  // namespace qb

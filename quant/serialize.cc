@@ -26,6 +26,7 @@
 #include "models/checkpoint.h"
 #include "quant/functions.h"
 #include "quant/modules.h"
+#include "quant/observers.h"
 #include "quant/quantized_modules.h"
 #include "quant/quantized_ops.h"
 #include "quant/stubs.h"
@@ -192,6 +193,14 @@ std::shared_ptr<Module> make_quantized_linear(const ModuleRecord& r) {
                                            r.get<int64_t>("zero_point"));
 }
 
+/// A BatchNorm2d of the stored config, quantized; load_tensors then fills in the stored
+/// parameters and statistics.
+std::shared_ptr<Module> make_quantized_batch_norm2d(const ModuleRecord& r) {
+  BatchNorm2d bn(r.get<int64_t>("num_features"), r.get<double>("eps"), r.get<double>("momentum"));
+  return std::make_shared<QuantizedBatchNorm2d>(bn, r.get<double>("scale"),
+                                                r.get<int64_t>("zero_point"));
+}
+
 /// Every kind that can be saved, and how to build it from its record.
 const std::map<std::string, ModuleFactory>& module_factories() {
   static const std::map<std::string, ModuleFactory> factories = {
@@ -223,6 +232,19 @@ const std::map<std::string, ModuleFactory>& module_factories() {
       {"QuantizedConvReLU2d", make_quantized_conv2d},
       {"QuantizedLinear", make_quantized_linear},
       {"QuantizedLinearReLU", make_quantized_linear},
+      {"QuantizedBatchNorm2d", make_quantized_batch_norm2d},
+      {"Quantize",
+       [](const ModuleRecord& r) {
+         return std::make_shared<Quantize>(r.get<double>("scale"), r.get<int64_t>("zero_point"),
+                                           parse_qdtype(r.get<std::string>("dtype")));
+       }},
+      {"DeQuantize", [](const ModuleRecord&) { return std::make_shared<DeQuantize>(); }},
+      {"QFunctional",
+       [](const ModuleRecord& r) {
+         return std::make_shared<QFunctional>(r.get<std::string>("method"), r.get<int64_t>("dim"),
+                                              r.get<double>("scale"),
+                                              r.get<int64_t>("zero_point"));
+       }},
       {"QuantStub", [](const ModuleRecord&) { return std::make_shared<QuantStub>(); }},
       {"DeQuantStub", [](const ModuleRecord&) { return std::make_shared<DeQuantStub>(); }},
       {"FloatFunctional",

@@ -22,9 +22,14 @@
 // on it too), then rebuilds each module through the constructor of its kind with the
 // stored config, which prepacks int8 weights anew; the loaded model computes
 // bit-identical outputs. A null engine leaves the current one selected. Only kinds from
-// modules.h, quantized_modules.h and stubs.h can be saved (not observers, nor the int8
-// modules private to eager.cc); a module registered under several paths comes back as one
-// copy per path. GraphModule::qconfigs, which steer prepare and convert only, are not stored.
+// modules.h, quantized_modules.h and stubs.h can be saved (not observers), so fp32, fused,
+// graph-mode and eager-mode converted models can; a module registered under several paths
+// comes back as one copy per path. GraphModule::qconfigs, which steer prepare and convert
+// only, are not stored.
+//
+// The version counts changes to this layout, not to the set of module kinds: a new kind
+// leaves files with the old kinds readable as they were, and an older build that meets
+// it fails with "unknown module kind" naming the module, which is the right message.
 
 #include <cstdint>
 #include <stdexcept>

@@ -220,5 +220,22 @@ TEST_CASE("a failing point is recorded with its error, the others go on, a rerun
   CHECK(second.failed == 0);
 }
 
+TEST_CASE("eager-mode points get the same trust checks") {
+  std::string dir = test::scratch_dir("sweep_eager").string();
+  Loaded l = load(dir);
+  l.experiment.sweep.variants = {"eager"};
+  l.experiment.calibration.samples = {64};
+  l.experiment.calibration.seeds = {0};
+  SweepSummary summary = run(l);
+  REQUIRE(summary.measured == 1);
+  const nlohmann::json trust = read_records(summary.run_dir + "/records.jsonl")[0]["trust"];
+  CHECK(trust["round_trip_equal"] == true);
+  CHECK(trust["int8_nodes"].get<int>() > 0);
+  CHECK(trust["fp32_nodes"].empty());
+  REQUIRE(trust["sqnr_db"].size() > 2);
+  CHECK(trust["sqnr_db"].front()["node"] == "conv1");
+  for (const nlohmann::json& layer : trust["sqnr_db"]) CHECK(layer["db"].get<double>() > 10.0);
+}
+
 }  // namespace
 }  // namespace qb

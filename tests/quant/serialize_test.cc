@@ -16,13 +16,16 @@
 #include "models/zoo.h"
 #include "quant/calibrate.h"
 #include "quant/convert.h"
+#include "quant/eager.h"
 #include "quant/fuse.h"
 #include "quant/interpreter.h"
+#include "quant/layout.h"
 #include "quant/modules.h"
 #include "quant/prepare.h"
 #include "quant/qconfig.h"
 #include "quant/quantized_modules.h"
 #include "quant/quantized_ops.h"
+#include "quant/stubs.h"
 #include "tests/catch.h"
 #include "tests/test_util.h"
 
@@ -48,12 +51,8 @@ std::string serialization_error(const std::function<void()>& action) {
   return "";
 }
 
-/// A converted `architecture` for `engine`, calibrated on two random batches of `shape`.
-GraphModule converted_model(const std::string& architecture, const std::string& engine,
-                            const std::vector<int64_t>& shape) {
-  QConfigMapping mapping;
-  mapping.set_global(default_qconfig(engine));
-  GraphModule prepared = prepare(build_model(architecture, {}), mapping);
+/// Runs two seeded random batches of `shape` through the observers of `prepared`.
+void calibrate_on_random(const GraphModule& prepared, const std::vector<int64_t>& shape) {
   at::manual_seed(5);
   int batches = 2;
   calibrate(prepared,
@@ -62,7 +61,30 @@ GraphModule converted_model(const std::string& architecture, const std::string& 
               return at::randn(shape);
             },
             {});
+}
+
+/// A converted `architecture` for `engine`, calibrated on two random batches of `shape`.
+GraphModule converted_model(const std::string& architecture, const std::string& engine,
+                            const std::vector<int64_t>& shape) {
+  QConfigMapping mapping;
+  mapping.set_global(default_qconfig(engine));
+  GraphModule prepared = prepare(build_model(architecture, {}), mapping);
+  calibrate_on_random(prepared, shape);
   return convert(prepared, {engine, false});
+}
+
+/// `architecture` through eager mode for onednn: torchvision's quantizable form, fused
+/// as its fuse_model() does, prepared, calibrated on two random batches of `shape`.
+GraphModule eager_converted_model(const std::string& architecture,
+                                  const std::vector<int64_t>& shape) {
+  ZooOptions options;
+  options.quantizable = true;
+  GraphModule fused =
+      fuse_modules(build_model(architecture, options), fuse_model_groups(architecture));
+  GraphModule prepared =
+      prepare_eager(fused, QConfigMapping().set_global(default_qconfig("onednn")));
+  calibrate_on_random(prepared, shape);
+  return convert_eager(prepared, {"onednn", false});
 }
 
 /// Checks that `loaded` is `original` again: modules, configs, graph, tensors, outputs.
@@ -172,6 +194,71 @@ TEST_CASE("a converted resnet18 reloads bit-identical on onednn and qnnpack") {
     check_same_model(original, loaded, at::randn({1, 3, 32, 32}));
   }
   select_engine("onednn");
+}
+
+TEST_CASE("eager-converted resnet18 and mobilenet_v2 reload bit-identical, channels-last too") {
+  const std::string dir = test::scratch_dir("serialize_eager").string();
+  for (const std::string architecture : {"resnet18", "mobilenet_v2"}) {
+    INFO("architecture " << architecture);
+    GraphModule original = eager_converted_model(architecture, {2, 3, 64, 64});
+    REQUIRE(original.module("quant").kind() == "Quantize");
+    REQUIRE(original.module("dequant").kind() == "DeQuantize");
+    const std::string path = dir + "/" + architecture + ".qbm";
+    save_model(original, path);
+    select_engine("qnnpack");  // loading selects the file's engine again
+    GraphModule loaded = load_model(path);
+    CHECK(current_engine() == "onednn");
+    const at::Tensor x = at::randn({2, 3, 64, 64});
+    check_same_model(original, loaded, x);
+
+    GraphModule channels_last = to_channels_last(original);
+    check_same_model(channels_last,
+                     parse_model(serialize_model(channels_last), architecture + " channels-last"),
+                     x);
+  }
+}
+
+TEST_CASE("an unfused BatchNorm and every QFunctional method round-trip") {
+  // quant -> conv -> bn -> mul(bn, bn) -> cat(mul, bn) -> add(cat, cat) -> add_relu -> dequant
+  GraphModule model;
+  model.add_module("quant", std::make_shared<QuantStub>());
+  model.add_module("conv", std::make_shared<Conv2d>(Conv2dOptions{3, 4, 3, 1, 1, 1, 1, true}));
+  model.add_module("bn", std::make_shared<BatchNorm2d>(4, 1e-3, 0.3));
+  for (const char* method : {"mul", "cat", "add", "add_relu"}) {
+    model.add_module(method, std::make_shared<FloatFunctional>(method, 1));
+  }
+  model.add_module("dequant", std::make_shared<DeQuantStub>());
+  at::manual_seed(8);
+  for (const auto& [key, tensor] : model.state_dict()) {
+    if (tensor.is_floating_point()) tensor.uniform_(0.5, 1.5);
+  }
+  Graph& g = model.graph;
+  std::string bn =
+      g.call_module("bn", {g.call_module("conv", {g.call_module("quant", {g.placeholder("x")})})});
+  std::string joined = g.call_module("cat", {g.call_module("mul", {bn, bn}), bn});
+  std::string sum = g.call_module("add", {joined, joined});
+  g.output({g.call_module("dequant", {g.call_module("add_relu", {sum, sum})})});
+  GraphModule prepared =
+      prepare_eager(model, QConfigMapping().set_global(default_qconfig("onednn")));
+  calibrate_on_random(prepared, {2, 3, 8, 8});
+  GraphModule converted = convert_eager(prepared, {"onednn", false});
+  REQUIRE(converted.module("bn").kind() == "QuantizedBatchNorm2d");
+  REQUIRE(converted.module("cat").kind() == "QFunctional");
+
+  const std::string bytes = serialize_model(converted);
+  check_same_model(converted, parse_model(bytes, "chain"), at::randn({2, 3, 8, 8}));
+
+  SavedParts parts = split(bytes);
+  const Json& cat = module_entry(parts.record, "cat")["config"];
+  CHECK(cat["method"] == Json{{"string", "cat"}});
+  CHECK(cat["dim"] == Json{{"int", 1}});
+  CHECK(cat["scale"].contains("float"));
+  CHECK(cat["zero_point"].contains("int"));
+  CHECK(module_entry(parts.record, "quant")["config"]["dtype"] == Json{{"string", "quint8"}});
+  module_entry(parts.record, "mul")["config"]["method"]["string"] = "sub";
+  CHECK_THAT(serialization_error([&] { parse_model(join(parts), "chain"); }),
+             Contains("chain: module 'mul' (QFunctional): cannot be rebuilt: QFunctional has no "
+                      "method 'sub'"));
 }
 
 TEST_CASE("fp32 zoo models round-trip, plain and quantizable") {
