@@ -9,8 +9,12 @@ cd "$(dirname "$0")/.."
 bash tools/setup.sh
 bazel build //experiments:sweep //experiments:report
 mkdir -p results/published
-for experiment in quickstart latency_resnet18; do
+experiments=(quickstart latency_resnet18)
+# Every sweep before any copy: records note uncommitted changes, and the copies would be some.
+for experiment in "${experiments[@]}"; do
   bazel-bin/experiments/sweep "experiments/$experiment.toml" --run published "$@"
+done
+for experiment in "${experiments[@]}"; do
   cp "results/$experiment/published/records.jsonl" "results/published/$experiment.jsonl"
 done
 bazel-bin/experiments/report --publish results \
