@@ -14,16 +14,22 @@ namespace qb {
 
 namespace {
 
-std::map<std::string, nlohmann::json> by_hash(const std::vector<nlohmann::json>& records,
-                                              const std::string& side) {
-  std::map<std::string, nlohmann::json> out;
-  for (const nlohmann::json& record : records) {
+/// The latest measured record of each point of one side, after checking every record has the
+/// fields a comparison reads.
+std::vector<nlohmann::json> measured_points(const std::vector<nlohmann::json>& records,
+                                            const std::string& side) {
+  for (const nlohmann::json& record : measured_only(records)) {
     if (!record.contains("config_hash") || !record.contains("latency") ||
         !record.contains("point")) {
       throw std::invalid_argument(side + ": a record lacks config_hash, point or latency");
     }
-    out[record["config_hash"].get<std::string>()] = record;
   }
+  return latest_measured(records);
+}
+
+std::map<std::string, nlohmann::json> by_hash(const std::vector<nlohmann::json>& records) {
+  std::map<std::string, nlohmann::json> out;
+  for (const nlohmann::json& record : records) out[record["config_hash"].get<std::string>()] = record;
   return out;
 }
 
@@ -97,10 +103,10 @@ bool Comparison::regression() const {
 Comparison compare_records(const std::vector<nlohmann::json>& baseline,
                            const std::vector<nlohmann::json>& current,
                            const CompareOptions& options) {
-  const std::vector<nlohmann::json> measured_baseline = measured_only(baseline);
-  const std::vector<nlohmann::json> measured_current = measured_only(current);
-  const auto base = by_hash(measured_baseline, "baseline");
-  const auto cur = by_hash(measured_current, "current");
+  const std::vector<nlohmann::json> measured_baseline = measured_points(baseline, "baseline");
+  const std::vector<nlohmann::json> measured_current = measured_points(current, "current");
+  const auto base = by_hash(measured_baseline);
+  const auto cur = by_hash(measured_current);
   Comparison out;
   for (const nlohmann::json& record : measured_current) {
     const std::string hash = record["config_hash"].get<std::string>();
@@ -108,7 +114,6 @@ Comparison compare_records(const std::vector<nlohmann::json>& baseline,
       out.only_in_current.push_back(describe_point(record));
       continue;
     }
-    if (cur.at(hash) != record) continue;  // an earlier duplicate: the later record counts
     const nlohmann::json& b = base.at(hash);
     PointComparison p;
     p.config_hash = hash;
@@ -139,7 +144,7 @@ Comparison compare_records(const std::vector<nlohmann::json>& baseline,
   }
   for (const nlohmann::json& record : measured_baseline) {
     const std::string hash = record["config_hash"].get<std::string>();
-    if (!cur.count(hash) && base.at(hash) == record) {
+    if (!cur.count(hash)) {
       out.only_in_baseline.push_back(describe_point(record));
     }
   }

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <sstream>
 #include <stdexcept>
 
@@ -55,6 +56,20 @@ std::vector<nlohmann::json> measured_only(const std::vector<nlohmann::json>& rec
   std::vector<nlohmann::json> out;
   for (const nlohmann::json& record : records) {
     if (!is_failure(record)) out.push_back(record);
+  }
+  return out;
+}
+
+std::vector<nlohmann::json> latest_measured(const std::vector<nlohmann::json>& records) {
+  std::map<std::string, size_t> index;
+  std::vector<nlohmann::json> out;
+  for (const nlohmann::json& record : measured_only(records)) {
+    auto [it, added] = index.emplace(record.at("config_hash").get<std::string>(), out.size());
+    if (added) {
+      out.push_back(record);
+    } else {
+      out[it->second] = record;
+    }
   }
   return out;
 }

@@ -17,6 +17,9 @@ inline bool is_failure(const nlohmann::json& record) { return record.contains("e
 
 /// The measured records of `records`, without failures.
 std::vector<nlohmann::json> measured_only(const std::vector<nlohmann::json>& records);
+/// measured_only(records) with one record per config_hash, the latest, in first-seen order
+/// (shards, reruns and --force may record a point more than once).
+std::vector<nlohmann::json> latest_measured(const std::vector<nlohmann::json>& records);
 
 /// Reads every record of a records.jsonl file; a malformed line other than a torn last line is
 /// a std::runtime_error naming the file and line. A missing file has no records.

@@ -38,10 +38,15 @@ std::string family(const nlohmann::json& record) {
   return text + " " + p.at("engine").get<std::string>();
 }
 
-std::string model_prefix(const std::vector<nlohmann::json>& records, const nlohmann::json& r) {
+/// Whether the records span several models, whose names then prefix the series titles.
+bool several_models(const std::vector<nlohmann::json>& records) {
   std::set<std::string> models;
   for (const auto& record : records) models.insert(point_of(record).at("model").get<std::string>());
-  return models.size() > 1 ? point_of(r).at("model").get<std::string>() + " " : "";
+  return models.size() > 1;
+}
+
+std::string model_prefix(bool several, const nlohmann::json& r) {
+  return several ? point_of(r).at("model").get<std::string>() + " " : "";
 }
 
 std::string html_escape(const std::string& text) {
@@ -58,21 +63,6 @@ std::string html_escape(const std::string& text) {
   return out;
 }
 
-/// Latest record per config_hash, in first-seen order (shards and reruns may repeat a point).
-std::vector<nlohmann::json> unique_records(const std::vector<nlohmann::json>& records) {
-  std::map<std::string, size_t> index;
-  std::vector<nlohmann::json> out;
-  for (const auto& r : measured_only(records)) {
-    auto [it, added] = index.emplace(r.at("config_hash").get<std::string>(), out.size());
-    if (added) {
-      out.push_back(r);
-    } else {
-      out[it->second] = r;
-    }
-  }
-  return out;
-}
-
 void write_text(const std::string& path, const std::string& text) {
   std::ofstream(path + ".tmp", std::ios::binary) << text;
   fs::rename(path + ".tmp", path);
@@ -81,7 +71,8 @@ void write_text(const std::string& path, const std::string& text) {
 }  // namespace
 
 std::vector<std::pair<std::string, PlotSpec>> run_plots(const std::vector<nlohmann::json>& all) {
-  const std::vector<nlohmann::json> records = unique_records(all);
+  const std::vector<nlohmann::json> records = latest_measured(all);
+  const bool several = several_models(records);
   std::vector<std::pair<std::string, PlotSpec>> plots;
   if (records.empty()) return plots;
   const int64_t threads = smallest(records, "threads");
@@ -112,7 +103,7 @@ std::vector<std::pair<std::string, PlotSpec>> run_plots(const std::vector<nlohma
             p["batch_size"] != batch) {
           continue;
         }
-        const std::string name = model_prefix(records, r) + family(r);
+        const std::string name = model_prefix(several, r) + family(r);
         if (!series.count(name)) order.push_back(name);
         Series& s = series[name];
         s.title = name;
@@ -125,7 +116,7 @@ std::vector<std::pair<std::string, PlotSpec>> run_plots(const std::vector<nlohma
       for (const auto& r : records) {
         if (point_of(r)["variant"] != "fp32" || point_of(r)["threads"] != threads) continue;
         Series fp32;
-        fp32.title = model_prefix(records, r) + "fp32";
+        fp32.title = model_prefix(several, r) + "fp32";
         const double top1 = r["accuracy"]["top1"]["mean"].get<double>();
         fp32.x = {0.0, static_cast<double>(samples.size() - 1)};
         fp32.y = {top1, top1};
@@ -145,7 +136,7 @@ std::vector<std::pair<std::string, PlotSpec>> run_plots(const std::vector<nlohma
     spec.y_label = "latency per batch (ms)";
     std::map<std::string, int64_t> largest_samples;
     for (const auto& r : records) {
-      const std::string name = model_prefix(records, r) + family(r);
+      const std::string name = model_prefix(several, r) + family(r);
       const int64_t samples = point_of(r).value("samples", int64_t{-1});
       auto it = largest_samples.find(name);
       if (it == largest_samples.end() || samples > it->second) largest_samples[name] = samples;
@@ -154,7 +145,7 @@ std::vector<std::pair<std::string, PlotSpec>> run_plots(const std::vector<nlohma
     std::vector<std::string> order;
     for (const auto& r : records) {
       const nlohmann::json& p = point_of(r);
-      const std::string name = model_prefix(records, r) + family(r);
+      const std::string name = model_prefix(several, r) + family(r);
       if (p["batch_size"] != batch || p.value("samples", int64_t{-1}) != largest_samples[name]) {
         continue;
       }
@@ -185,7 +176,7 @@ std::vector<std::pair<std::string, PlotSpec>> run_plots(const std::vector<nlohma
       if (p["threads"] != threads || p["batch_size"] != batch) continue;
       // Uncalibrated models sit far below the others and would flatten the plot.
       if (accuracy && p.value("samples", int64_t{-1}) == 0) continue;
-      const std::string name = model_prefix(records, r) + p["variant"].get<std::string>();
+      const std::string name = model_prefix(several, r) + p["variant"].get<std::string>();
       if (!series.count(name)) order.push_back(name);
       Series& s = series[name];
       s.title = name;
@@ -209,14 +200,15 @@ std::vector<std::pair<std::string, PlotSpec>> run_plots(const std::vector<nlohma
 }
 
 nlohmann::json history_entry(const std::string& run, const std::vector<nlohmann::json>& all) {
-  const std::vector<nlohmann::json> records = unique_records(all);
+  const std::vector<nlohmann::json> records = latest_measured(all);
+  const bool several = several_models(records);
   nlohmann::json points = nlohmann::json::object();
   std::string date;
   for (const auto& r : records) {
     const nlohmann::json env = r.at("provenance").at("environment");
     date = std::max(date, env.value("date_utc", std::string()));
     points[r.at("config_hash").get<std::string>()] = {
-        {"label", model_prefix(records, r) + r.at("label").get<std::string>() + ", " +
+        {"label", model_prefix(several, r) + r.at("label").get<std::string>() + ", " +
                       std::to_string(point_of(r)["threads"].get<int64_t>()) + "t, batch " +
                       std::to_string(point_of(r)["batch_size"].get<int64_t>())},
         {"latency_ms", r["latency"]["median_ms"]},
@@ -279,7 +271,7 @@ std::vector<std::pair<std::string, PlotSpec>> history_plots(
 
 std::vector<std::pair<std::string, std::string>> provenance_summary(
     const std::vector<nlohmann::json>& all) {
-  const std::vector<nlohmann::json> records = unique_records(all);
+  const std::vector<nlohmann::json> records = latest_measured(all);
   if (records.empty()) return {};
   const nlohmann::json& first = records.front();
   const nlohmann::json& p = first.at("provenance");

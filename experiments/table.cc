@@ -40,9 +40,8 @@ std::string format_number(const char* pattern, double value) {
 }
 
 std::vector<TableRow> table_rows(const std::vector<nlohmann::json>& records) {
-  std::map<std::string, size_t> row_of_hash;
   std::vector<TableRow> rows;
-  for (const nlohmann::json& record : measured_only(records)) {
+  for (const nlohmann::json& record : latest_measured(records)) {
     const nlohmann::json& point = record.at("point");
     TableRow row;
     row.model = point.at("model").get<std::string>();
@@ -53,12 +52,7 @@ std::vector<TableRow> table_rows(const std::vector<nlohmann::json>& records) {
     row.top1 = figure(record.at("accuracy"), "top1");
     row.top5 = figure(record.at("accuracy"), "top5");
     row.latency_ms = record.at("latency").at("median_ms").get<double>();
-    auto [it, added] = row_of_hash.emplace(record.at("config_hash").get<std::string>(), rows.size());
-    if (added) {
-      rows.push_back(row);
-    } else {
-      rows[it->second] = row;
-    }
+    rows.push_back(row);
   }
   std::map<std::tuple<std::string, int64_t, int64_t>, double> fp32_latency;
   for (const TableRow& row : rows) {
