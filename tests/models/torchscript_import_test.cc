@@ -1,0 +1,126 @@
+#include "models/torchscript_import.h"
+
+#include <ATen/ATen.h>
+#include <torch/csrc/jit/serialization/import.h>
+
+#include "tests/catch.h"
+
+#include <cstdlib>
+#include <sstream>
+#include <string>
+
+#include "models/checkpoint.h"
+#include "models/zoo.h"
+#include "quant/interpreter.h"
+#include "tests/test_util.h"
+
+namespace {
+
+using Catch::Matchers::Contains;
+
+// The files tests/models/torchscript_models.py writes, made once for all cases.
+const std::string& model_dir() {
+  static const std::string dir = [] {
+    std::string out = qb::test::scratch_dir("torchscript_models").string();
+    std::string script = qb::test::source_path("tests/models/torchscript_models.py").string();
+    std::string command = "/usr/bin/python3 " + script + " " + out;
+    if (std::system(command.c_str()) != 0) throw std::runtime_error("failed: " + command);
+    return out;
+  }();
+  return dir;
+}
+
+std::string model_file(const std::string& name) { return model_dir() + "/" + name; }
+
+at::Tensor saved_tensor(const std::string& name) {
+  return qb::read_state_dict(model_file(name)).at(0).second;
+}
+
+// The first line where two printouts differ, both versions of it ("" when equal), so a
+// failure shows the node at fault rather than two whole graphs.
+std::string first_difference(const std::string& ours, const std::string& want) {
+  std::istringstream a(ours), b(want);
+  std::string line_a, line_b;
+  for (int line = 1;; ++line) {
+    bool more_a = static_cast<bool>(std::getline(a, line_a));
+    bool more_b = static_cast<bool>(std::getline(b, line_b));
+    if (!more_a && !more_b) return "";
+    if (line_a != line_b || more_a != more_b) {
+      return "line " + std::to_string(line) + ":\n  imported: " + (more_a ? line_a : "<end>") +
+             "\n  zoo:      " + (more_b ? line_b : "<end>");
+    }
+  }
+}
+
+struct ZooCase {
+  const char* name;
+  qb::ZooOptions options;
+};
+
+const ZooCase kCases[] = {
+    {"resnet18", {}},       {"resnet34", {}},
+    {"resnet50", {}},       {"mobilenet_v2", {}},
+    {"cifar_resnet18", {10, {}, 0}}, {"fmnist_resnet8", {10, {}, 0}},
+};
+
+// The imported model must be the zoo's model: the same graph (every node's name, op,
+// target, inputs and constants), the same layers printed the same way, the same
+// state_dict, and bit-identical logits; the TorchScript model itself agrees too.
+void check_against_zoo(const ZooCase& c, const std::string& form) {
+  INFO(c.name << " " << form);
+  qb::GraphModule imported = qb::import_torchscript(model_file(std::string(c.name) + "." + form + ".pt"));
+  qb::GraphModule zoo = qb::build_model(c.name, c.options);
+  qb::load_state_dict_strict(zoo.state_dict(), qb::read_state_dict(model_file(std::string(c.name) + ".state.pt")),
+                             "state");
+
+  CHECK(first_difference(imported.graph.str(), zoo.graph.str()) == "");
+  CHECK(first_difference(imported.str(), zoo.str()) == "");
+  qb::NamedTensors ours = imported.state_dict();
+  qb::NamedTensors want = zoo.state_dict();
+  REQUIRE(ours.size() == want.size());
+  for (size_t i = 0; i < ours.size(); ++i) {
+    CHECK(ours[i].first == want[i].first);
+    CHECK(at::equal(ours[i].second, want[i].second));
+  }
+
+  at::Tensor x = saved_tensor(std::string(c.name) + ".input.pt");
+  at::NoGradGuard no_grad;
+  at::Tensor logits = qb::Interpreter(imported).run(x);
+  CHECK(at::equal(logits, qb::Interpreter(zoo).run(x)));
+  at::Tensor python = saved_tensor(std::string(c.name) + ".logits.pt");
+  CHECK(at::allclose(logits, python, 1e-4, 1e-4));
+}
+
+TEST_CASE("a scripted zoo model imports as the zoo builds it") {
+  for (const ZooCase& c : kCases) check_against_zoo(c, "scripted");
+}
+
+TEST_CASE("a traced zoo model imports as the zoo builds it and runs at another batch size") {
+  for (const ZooCase& c : kCases) check_against_zoo(c, "traced");
+}
+
+TEST_CASE("what a graph cannot hold is an error naming the op, the module and the line") {
+  const std::string control_flow = model_file("control_flow.pt");
+  CHECK_THROWS_WITH(qb::import_torchscript(control_flow),
+                    Contains(control_flow) && Contains("the top-level module") &&
+                        Contains("control flow that depends on a tensor's value") &&
+                        Contains("prim::If") && Contains("torchscript_models.py:"));
+  CHECK_THROWS_WITH(qb::import_torchscript(model_file("unsupported_op.pt")),
+                    Contains("module 'block'") && Contains("aten::sin") &&
+                        Contains("no mapping") && Contains("torchscript_models.py:"));
+  CHECK_THROWS_WITH(qb::import_torchscript(model_file("unsupported_layer.pt")),
+                    Contains("module 'act'") && Contains("layer type GELU") &&
+                        Contains("torch.nn.modules.activation.GELU"));
+  CHECK_THROWS_WITH(qb::import_torchscript(model_file("parameter_in_code.pt")),
+                    Contains("tensor 'scale'") && Contains("outside a supported torch.nn layer"));
+}
+
+TEST_CASE("a file that is not TorchScript is an error naming it") {
+  const std::string state = model_file("resnet18.state.pt");
+  CHECK_THROWS_WITH(qb::import_torchscript(state),
+                    Contains(state) && Contains("not a TorchScript file"));
+  CHECK_THROWS_WITH(qb::import_torchscript(model_dir() + "/missing.pt"),
+                    Contains("missing.pt") && Contains("not a TorchScript file"));
+}
+
+}  // namespace

@@ -1,0 +1,118 @@
+#!/usr/bin/python3
+"""Writes TorchScript files for tests/models/torchscript_import_test.cc.
+
+    /usr/bin/python3 tests/models/torchscript_models.py OUTDIR
+
+For each zoo architecture (the torchvision models, and the two small-image ResNets
+defined in tests/fixtures/make_zoo_fixtures.py), with every state_dict tensor filled
+from the seeded generator as make_zoo_fixtures.py does, in OUTDIR:
+  <case>.scripted.pt  torch.jit.save(torch.jit.script(model))
+  <case>.traced.pt    torch.jit.save(torch.jit.trace(model, x[:1])): traced at batch 1,
+                      imported and run at batch 2
+  <case>.state.pt     torch.save(model.state_dict())
+  <case>.input.pt     {"tensor": x}, a batch of 2
+  <case>.logits.pt    {"tensor": model(x)}
+and models the importer must refuse, each scripted: control_flow.pt (an `if` on a
+tensor's value), unsupported_op.pt (torch.sin in a user module), unsupported_layer.pt
+(nn.GELU), parameter_in_code.pt (a parameter read by functional code).
+"""
+
+import os
+import sys
+
+import torch
+import torchvision
+from torch import nn
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "fixtures"))
+import make_zoo_fixtures  # noqa: E402
+
+CASES = {
+    "resnet18": (lambda: torchvision.models.resnet18(), (2, 3, 64, 64)),
+    "resnet34": (lambda: torchvision.models.resnet34(), (2, 3, 64, 64)),
+    "resnet50": (lambda: torchvision.models.resnet50(), (2, 3, 64, 64)),
+    "mobilenet_v2": (lambda: torchvision.models.mobilenet_v2(), (2, 3, 64, 64)),
+    "cifar_resnet18": (lambda: make_zoo_fixtures.cifar_resnet18(10), (2, 3, 32, 32)),
+    "fmnist_resnet8": (lambda: make_zoo_fixtures.fmnist_resnet8(10), (2, 1, 28, 28)),
+}
+
+
+class ControlFlow(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+
+    def forward(self, x):
+        y = self.conv(x)
+        if bool(y.sum() > 0):
+            y = torch.relu(y)
+        return y
+
+
+class Block(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+
+    def forward(self, x):
+        return torch.sin(self.conv(x))
+
+
+class UnsupportedOp(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.block = Block()
+
+    def forward(self, x):
+        return self.block(x)
+
+
+class UnsupportedLayer(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.act = nn.GELU()
+
+    def forward(self, x):
+        return self.act(self.conv(x))
+
+
+class ParameterInCode(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.scale = nn.Parameter(torch.ones(1))
+
+    def forward(self, x):
+        return self.conv(x) * self.scale
+
+
+def write_case(out, name, make_model, input_shape):
+    model = make_model().eval()
+    state = model.state_dict()
+    torch.manual_seed(make_zoo_fixtures.SEED)
+    make_zoo_fixtures.deterministic_fill(state)
+    x = torch.randn(input_shape)
+    with torch.no_grad():
+        logits = model(x)
+        torch.jit.save(torch.jit.script(model), os.path.join(out, name + ".scripted.pt"))
+        torch.jit.save(torch.jit.trace(model, x[:1]), os.path.join(out, name + ".traced.pt"))
+    torch.save(model.state_dict(), os.path.join(out, name + ".state.pt"))
+    torch.save({"tensor": x}, os.path.join(out, name + ".input.pt"))
+    torch.save({"tensor": logits}, os.path.join(out, name + ".logits.pt"))
+
+
+def main():
+    out = sys.argv[1]
+    os.makedirs(out, exist_ok=True)
+    for name, (make_model, input_shape) in CASES.items():
+        write_case(out, name, make_model, input_shape)
+    for name, cls in [("control_flow", ControlFlow), ("unsupported_op", UnsupportedOp),
+                      ("unsupported_layer", UnsupportedLayer),
+                      ("parameter_in_code", ParameterInCode)]:
+        torch.jit.save(torch.jit.script(cls().eval()), os.path.join(out, name + ".pt"))
+
+
+if __name__ == "__main__":
+    main()
