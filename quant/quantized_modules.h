@@ -31,6 +31,8 @@ class QuantizedConv2d : public ModuleBase<QuantizedConv2d> {
   int64_t zero_point() const { return zero_point_; }
   /// The quantized engine the weight was prepacked for (current at construction).
   const std::string& engine() const { return engine_; }
+  /// The Conv2dPackedParamsBase object the kernel runs with (quant/export: a TorchScript attribute).
+  const c10::IValue& packed() const { return packed_; }
 
  private:
   Conv2dOptions options_;
@@ -54,6 +56,8 @@ class QuantizedLinear : public ModuleBase<QuantizedLinear> {
   int64_t zero_point() const { return zero_point_; }
   /// The quantized engine the weight was prepacked for (current at construction).
   const std::string& engine() const { return engine_; }
+  /// The LinearPackedParamsBase object the kernel runs with.
+  const c10::IValue& packed() const { return packed_; }
 
  private:
   bool relu_;
