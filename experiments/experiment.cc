@@ -56,7 +56,38 @@ std::string read_text(const std::string& path) {
   return text.str();
 }
 
+/// [model] torchscript = "..." (and name): one model, its layers and weights in the file, so
+/// none of the zoo's keys applies.
+ModelSpec read_torchscript_model(Config& config) {
+  for (const char* key :
+       {"architecture", "architectures", "checkpoint", "num_classes", "in_channels", "init_seed"}) {
+    const std::string full = std::string("model.") + key;
+    if (config.has(full)) {
+      throw config.error(full, "not with model.torchscript: the TorchScript file holds the whole "
+                               "model, its layers and weights");
+    }
+  }
+  ModelSpec model;
+  model.torchscript = resolve_config_path(config.get_string("model.torchscript"));
+  if (!std::filesystem::is_regular_file(model.torchscript)) {
+    throw config.error("model.torchscript",
+                       "no file at " + model.torchscript +
+                           ": put the model there (torch.jit.save of torch.jit.script or "
+                           "torch.jit.trace), or point model.torchscript at it");
+  }
+  const std::string name = config.get_string(
+      "model.name", std::filesystem::path(model.torchscript).stem().string());
+  if (name.empty()) throw config.error("model.name", "must not be empty");
+  model.architectures = {name};
+  return model;
+}
+
 ModelSpec read_model(Config& config) {
+  if (config.has("model.torchscript")) return read_torchscript_model(config);
+  if (config.has("model.name")) {
+    throw config.error("model.name", "names a model.torchscript model; a zoo model is named by "
+                                     "its architecture");
+  }
   ModelSpec model;
   std::vector<std::string> known = zoo_architectures();
   if (config.has("model.architecture") == config.has("model.architectures")) {
@@ -92,11 +123,16 @@ CalibrationSpec read_calibration(Config& config) {
   CalibrationSpec c;
   c.split = config.get_string("calibration.split", c.split);
   c.subset = config.get_string("calibration.subset", c.subset);
-  require_known(config, "calibration.subset", {c.subset}, {"random", "stratified"});
+  require_known(config, "calibration.subset", {c.subset}, {"random", "stratified", "sequential"});
   c.samples = config.get_int_list("calibration.samples", c.samples);
   require_at_least(config, "calibration.samples", c.samples, 0);
   std::vector<int64_t> seeds = config.get_int_list("calibration.seeds", {{0}});
   require_at_least(config, "calibration.seeds", seeds, 0);
+  if (c.subset == "sequential" && seeds.size() > 1) {
+    throw config.error("calibration.seeds",
+                       "subset = \"sequential\" takes the first examples whatever the seed, so "
+                       "every seed would calibrate alike: give one seed");
+  }
   c.seeds.assign(seeds.begin(), seeds.end());
   c.batch_size = config.get_int("calibration.batch_size", c.batch_size);
   if (c.batch_size < 1) throw config.error("calibration.batch_size", "must be >= 1");
@@ -141,8 +177,7 @@ SweepSpec read_sweep(Config& config, const std::vector<std::string>& mapping_nam
   s.engines = config.get_string_list("sweep.engines", s.engines);
   require_known(config, "sweep.engines", s.engines, available_engines());
   s.observers = config.get_string_list("sweep.observers", s.observers);
-  require_known(config, "sweep.observers", s.observers,
-                {"minmax", "moving_average_minmax", "histogram", "percentile", "entropy"});
+  require_known(config, "sweep.observers", s.observers, activation_observers());
   s.weights = config.get_string_list("sweep.weights", s.weights);
   require_known(config, "sweep.weights", s.weights, {"per_channel", "per_tensor"});
   s.mappings = config.get_string_list("sweep.mappings", s.mappings);
@@ -244,7 +279,7 @@ Experiment read_experiment(Config& config, const std::string& file) {
   const std::string data_kind = e.data.value("kind", "");
   e.calibration = read_calibration(config);
   e.evaluation = read_evaluation(config, data_kind);
-  if (e.evaluation.accuracy && e.model.checkpoint.empty()) {
+  if (e.evaluation.accuracy && e.model.checkpoint.empty() && e.model.torchscript.empty()) {
     throw config.error("model", "accuracy needs trained weights: set model.checkpoint, or set "
                                 "evaluation.accuracy = false for a latency-only sweep");
   }
@@ -252,6 +287,13 @@ Experiment read_experiment(Config& config, const std::string& file) {
   std::vector<std::string> mapping_names;
   for (const auto& entry : e.mappings) mapping_names.push_back(entry.first);
   e.sweep = read_sweep(config, mapping_names);
+  if (!e.model.torchscript.empty() &&
+      std::count(e.sweep.variants.begin(), e.sweep.variants.end(), "eager") > 0) {
+    throw config.error("sweep.variants",
+                       "eager mode fuses the module groups a zoo model declares "
+                       "(fuse_model_groups in models/zoo.h), which a model.torchscript model "
+                       "does not have: use fp32 and graph");
+  }
 
   e.latency.repetitions = static_cast<int>(config.get_int("latency.repetitions", 5));
   if (e.latency.repetitions < 1) throw config.error("latency.repetitions", "must be >= 1");

@@ -7,9 +7,14 @@
 //   notes = "..."  (shown with the published tables)
 //   [model]        architecture = "fmnist_resnet8"  (or architectures = [...] without checkpoint)
 //                  checkpoint, num_classes, in_channels, init_seed
+//                  or instead: torchscript = "path/my_net.pt" (weights included; fp32 and
+//                  graph variants only), name = "my_net" (default: the file's stem)
 //   [data]         kind, root, transforms, ... (experiments/datasets.h); split = "test"
-//   [calibration]  split = "train", subset = "random" | "stratified", samples = [...],
-//                  seeds = [...], batch_size, allow_overlap = false
+//   [calibration]  split = "train", subset = "random" | "stratified" | "sequential",
+//                  samples = [...], seeds = [...], batch_size, allow_overlap = false
+//                  ("sequential": the split's first N examples in file order, as a PyTorch
+//                  DataLoader without shuffling gives them; seeds change nothing, so at most
+//                  one seed)
 //   [evaluation]   accuracy = true, batch_size, limit, subset_seed, cache = true, workers
 //   [sweep]        variants = ["fp32", "eager", "graph"], engines, observers, weights,
 //                  mappings = ["global", <names of [mappings] files>], threads, batch_sizes,
@@ -33,19 +38,25 @@
 
 namespace qb {
 
-/// The model part of an experiment: which zoo architectures, with which weights.
+/// The model part of an experiment: which zoo architectures with which weights, or one model
+/// imported from a TorchScript file.
 struct ModelSpec {
+  /// Zoo names; for a TorchScript model, its one name (model.name or the file's stem).
   std::vector<std::string> architectures;
   int64_t num_classes = 1000;
   std::optional<int64_t> in_channels;
   /// A torch.save state dict; empty means seeded random weights (latency-only sweeps).
   std::string checkpoint;
   uint64_t init_seed = 0;
+  /// A TorchScript file (models/torchscript_import.h) holding the model and its weights; empty
+  /// for zoo models. When set, architectures holds its name and the other fields are unused.
+  std::string torchscript;
 };
 
 struct CalibrationSpec {
   std::string split = "train";
-  std::string subset = "random";  // "random" (first_n) or "stratified"
+  /// "random" (first_n), "stratified" or "sequential" (the first N examples in file order).
+  std::string subset = "random";
   std::vector<int64_t> samples = {256};
   std::vector<uint64_t> seeds = {0};
   int64_t batch_size = 32;

@@ -4,6 +4,7 @@
 #include <stdexcept>
 
 #include "data/hash.h"
+#include "quant/qconfig.h"
 
 namespace qb {
 
@@ -40,20 +41,8 @@ std::string Point::model_key() const {
 }
 
 QConfigMapping point_mapping(const Experiment& experiment, const Point& point) {
-  QConfig qconfig = default_qconfig(point.engine);
-  qconfig.activation.kind = point.observer;
-  ObserverSpec weight;
-  weight.dtype = QDtype::kQInt8;
-  if (point.weights == "per_tensor") {
-    weight.kind = "minmax";
-    weight.qscheme = QScheme::kPerTensorSymmetric;
-  } else {
-    weight.kind = "per_channel_minmax";
-    weight.qscheme = QScheme::kPerChannelSymmetric;
-  }
-  qconfig.weight = weight;
   QConfigMapping mapping = experiment.mappings.at(point.mapping);
-  mapping.set_global(qconfig);
+  mapping.set_global(configured_qconfig(point.engine, point.observer, point.weights));
   return mapping;
 }
 
@@ -119,13 +108,18 @@ std::vector<Point> expand(const Experiment& e) {
 
 nlohmann::json point_config(const Experiment& e, const Point& point,
                             const std::string& checkpoint_sha256) {
+  // A TorchScript file decides the whole model, so its SHA-256 is all there is to say about it.
+  const nlohmann::json model =
+      e.model.torchscript.empty()
+          ? nlohmann::json{{"num_classes", e.model.num_classes},
+                           {"in_channels",
+                            e.model.in_channels ? nlohmann::json(*e.model.in_channels) : nullptr},
+                           {"checkpoint_sha256", checkpoint_sha256},
+                           {"init_seed", e.model.init_seed}}
+          : nlohmann::json{{"torchscript", true}, {"checkpoint_sha256", checkpoint_sha256}};
   nlohmann::json config = {
       {"point", point.to_json()},
-      {"model",
-       {{"num_classes", e.model.num_classes},
-        {"in_channels", e.model.in_channels ? nlohmann::json(*e.model.in_channels) : nullptr},
-        {"checkpoint_sha256", checkpoint_sha256},
-        {"init_seed", e.model.init_seed}}},
+      {"model", model},
       {"data", e.data},
       {"evaluation",
        {{"split", e.evaluation.split},

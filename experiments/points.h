@@ -47,10 +47,11 @@ bool matches(const nlohmann::json& rule, const Point& point);
 /// All points of the experiment, in sweep order, without those an exclude rule matches.
 std::vector<Point> expand(const Experiment& experiment);
 
-/// Everything that decides a point's numbers: the point, the model and weights (by SHA-256),
-/// the data set settings, calibration, evaluation and latency settings. Not the machine or the
-/// code revision, which records keep as provenance: a resumed sweep on the same machine skips
-/// points whose configuration is unchanged.
+/// Everything that decides a point's numbers: the point, the model and weights (by SHA-256:
+/// `checkpoint_sha256` is the checkpoint's, or the TorchScript file's), the data set settings,
+/// calibration, evaluation and latency settings. Not the machine or the code revision, which
+/// records keep as provenance: a resumed sweep on the same machine skips points whose
+/// configuration is unchanged.
 nlohmann::json point_config(const Experiment& experiment, const Point& point,
                             const std::string& checkpoint_sha256);
 

@@ -298,10 +298,11 @@ std::vector<std::pair<std::string, std::string>> provenance_summary(
       {"measured", first_date + " to " + last_date},
   };
   if (!p.value("checkpoint_sha256", "").empty()) {
+    // The weights' file: a checkpoint, or the TorchScript file that holds the whole model.
+    const std::string source = p.contains("torchscript") ? "torchscript" : "checkpoint";
     out.insert(out.begin() + 1,
-               {"checkpoint", fs::path(p.value("checkpoint", "")).filename().string() +
-                                  " (sha256 " + p.value("checkpoint_sha256", "").substr(0, 12) +
-                                  ")"});
+               {source, fs::path(p.value(source, "")).filename().string() + " (sha256 " +
+                            p.value("checkpoint_sha256", "").substr(0, 12) + ")"});
   }
   return out;
 }

@@ -23,12 +23,14 @@
 #include "eval/latency.h"
 #include "eval/model_size.h"
 #include "eval/progress.h"
+#include "experiments/calibration_subset.h"
 #include "experiments/paths.h"
 #include "experiments/points.h"
 #include "experiments/records.h"
 #include "experiments/stats.h"
 #include "experiments/table.h"
 #include "models/checkpoint.h"
+#include "models/torchscript_import.h"
 #include "models/zoo.h"
 #include "quant/calibrate.h"
 #include "quant/convert.h"
@@ -81,7 +83,10 @@ class Runner {
   SweepSummary run() {
     std::vector<Point> points = shard(expand(e_), options_.shard_k, options_.shard_n);
     RecordLog log(run_dir_ + "/records.jsonl");
-    checkpoint_sha256_ = e_.model.checkpoint.empty() ? "" : file_sha256(e_.model.checkpoint);
+    // A TorchScript file holds the weights, so its hash stands where the checkpoint's would.
+    const std::string& weights_file =
+        e_.model.torchscript.empty() ? e_.model.checkpoint : e_.model.torchscript;
+    checkpoint_sha256_ = weights_file.empty() ? "" : file_sha256(weights_file);
 
     std::vector<std::pair<Point, std::string>> todo;
     SweepSummary summary;
@@ -103,6 +108,7 @@ class Runner {
                                       : "",
                  summary.skipped, run_dir_.c_str(), todo.size());
     if (!todo.empty()) {
+      if (!e_.model.torchscript.empty()) import_model();
       prepare_data(todo);
       save_experiment_copy();
     }
@@ -173,9 +179,7 @@ class Runner {
     const bool same_split = &calibration_source_ == &evaluation_source_;
     for (uint64_t seed : e_.calibration.seeds) {
       std::vector<int64_t> indices =
-          e_.calibration.subset == "stratified"
-              ? stratified(calibration_source_, most_samples, seed)
-              : first_n(calibration_source_.size(), most_samples, seed);
+          calibration_indices(e_.calibration.subset, calibration_source_, most_samples, seed);
       int64_t overlap = count_overlap(indices, eval_indices, same_split);
       if (overlap > 0 && !e_.calibration.allow_overlap) {
         throw std::invalid_argument(
@@ -229,6 +233,15 @@ class Runner {
   }
 
   // --- models -----------------------------------------------------------------------------
+
+  /// Imports the model.torchscript file once, as the fp32 model every point starts from.
+  void import_model() {
+    try {
+      fp32_.emplace(e_.model.architectures.at(0), import_torchscript(e_.model.torchscript));
+    } catch (const ImportError& error) {
+      throw std::invalid_argument("model.torchscript: cannot import " + std::string(error.what()));
+    }
+  }
 
   GraphModule build(const std::string& architecture, bool quantizable) {
     ZooOptions zoo;
@@ -473,7 +486,7 @@ class Runner {
     environment["intra_op_threads"] = point.threads;
     environment["inter_op_threads"] = at::get_num_interop_threads();
     environment["quantized_engine"] = point.int8() ? point.engine : "";
-    return {
+    nlohmann::json record = {
         {"config_hash", hash},
         {"experiment", e_.name},
         {"notes", e_.notes},
@@ -507,6 +520,9 @@ class Runner {
           {"evaluation_cached", cached_evaluation_ != nullptr},
           {"environment", environment},
           {"elapsed_s", elapsed}}}};
+    // Where the model came from; its SHA-256 is checkpoint_sha256.
+    if (!e_.model.torchscript.empty()) record["provenance"]["torchscript"] = e_.model.torchscript;
+    return record;
   }
 
   const Experiment& e_;

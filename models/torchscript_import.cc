@@ -36,6 +36,13 @@ std::string source_line(const jit::Node* node) {
   return " at " + file + ":" + std::to_string(line);
 }
 
+// "[3, 1]", as Python prints a list.
+std::string list_text(c10::IntArrayRef values) {
+  std::string s = "[";
+  for (size_t i = 0; i < values.size(); ++i) s += (i ? ", " : "") + std::to_string(values[i]);
+  return s + "]";
+}
+
 std::string module_label(const std::string& path) {
   return path.empty() ? "the top-level module" : "module '" + path + "'";
 }
@@ -116,8 +123,9 @@ bool is_torch_nn(const std::string& name) { return name.rfind("torch.nn.", 0) ==
 
 class LeafGraph {
  public:
-  LeafGraph(const jit::Module& module, const std::string& method, std::string path)
-      : path_(std::move(path)), kind_(short_class_name(class_name(module))) {
+  LeafGraph(const jit::Module& module, const std::string& method, std::string path,
+            std::string origin)
+      : path_(std::move(path)), kind_(short_class_name(class_name(module))), origin_(std::move(origin)) {
     graph_ = module.get_method(method).graph()->copy();
     jit::Inline(*graph_);
     jit::ConstantPropagation(graph_);
@@ -151,11 +159,12 @@ class LeafGraph {
     std::vector<int64_t> values = value.toIntVector();
     if (values.size() == 1) return values[0];
     if (values.size() == 2 && values[0] == values[1]) return values[0];
-    throw ImportError(where() + ": its " + what + " " + c10::str(values) +
+    throw ImportError(where() + ": its " + what + " " + list_text(values) +
                       " is not square; only square " + what + "s are supported");
   }
 
-  std::string where() const { return "layer '" + path_ + "' (" + kind_ + ")"; }
+  /// "FILE: layer 'layer1.0.conv1' (Conv2d)", to start error messages.
+  std::string where() const { return origin_ + ": layer '" + path_ + "' (" + kind_ + ")"; }
 
  private:
   static void collect(const jit::Block* block, std::initializer_list<const char*> kinds,
@@ -171,7 +180,9 @@ class LeafGraph {
   std::shared_ptr<jit::Graph> graph_;
   std::string path_;
   std::string kind_;
+  std::string origin_;
 };
+
 
 // A tensor attribute of a leaf, or an undefined tensor for a missing or None one.
 at::Tensor tensor_attr(const jit::Module& module, const std::string& name) {
@@ -192,7 +203,7 @@ std::shared_ptr<Module> make_conv2d(const jit::Module& m, const LeafGraph& g) {
   o.out_channels = weight.size(0);
   o.in_channels = weight.size(1) * o.groups;
   if (weight.size(2) != weight.size(3)) {
-    throw ImportError(g.where() + ": its kernel " + c10::str(weight.sizes().slice(2)) +
+    throw ImportError(g.where() + ": its kernel " + list_text(weight.sizes().slice(2)) +
                       " is not square; only square kernels are supported");
   }
   o.kernel_size = weight.size(2);
@@ -567,7 +578,7 @@ class Importer {
            "layer type " + short_class_name(cls) + " (" + cls + ") is not supported");
     }
     if (!leaves_.count(self.path)) {
-      LeafGraph leaf(*self.module, method, self.path);
+      LeafGraph leaf(*self.module, method, self.path, origin_);
       std::shared_ptr<Module> module = factory->second(*self.module, leaf);
       copy_tensors(*self.module, *module, leaf);
       leaves_.emplace(self.path, std::move(module));
@@ -592,14 +603,14 @@ class Importer {
       at::Tensor tensor = tensor_attr(theirs, slot.name);
       if (!tensor.defined() || tensor.sizes() != slot.tensor.sizes() ||
           tensor.scalar_type() != slot.tensor.scalar_type()) {
-        throw ImportError(origin_ + ": " + leaf.where() + ": tensor '" + slot.name +
+        throw ImportError(leaf.where() + ": tensor '" + slot.name +
                           "' is missing or not shaped as the layer's configuration makes it");
       }
       ours.set_tensor(slot.name, tensor.detach().clone());
     }
     for (const auto& item : theirs.named_attributes(/*recurse=*/false)) {
       if (item.value.isTensor() && !expected.count(item.name)) {
-        throw ImportError(origin_ + ": " + leaf.where() + ": unexpected tensor '" + item.name +
+        throw ImportError(leaf.where() + ": unexpected tensor '" + item.name +
                           "'");
       }
     }

@@ -1,5 +1,7 @@
 #include "quant/qconfig.h"
 
+#include <algorithm>
+
 #include <toml++/toml.h>
 
 #include <charconv>
@@ -123,6 +125,39 @@ QConfig default_qconfig(const std::string& engine) {
   std::string known;
   for (const auto& name : known_engines()) known += (known.empty() ? "" : ", ") + name;
   throw std::invalid_argument("unknown quantization engine '" + engine + "' (known: " + known + ")");
+}
+
+const std::vector<std::string>& activation_observers() {
+  static const std::vector<std::string> observers = {"minmax", "moving_average_minmax",
+                                                     "histogram", "percentile", "entropy"};
+  return observers;
+}
+
+QConfig configured_qconfig(const std::string& engine, const std::string& observer,
+                           const std::string& weights) {
+  QConfig qconfig = default_qconfig(engine);
+  const auto& observers = activation_observers();
+  if (std::find(observers.begin(), observers.end(), observer) == observers.end()) {
+    std::string known;
+    for (const auto& name : observers) known += (known.empty() ? "" : ", ") + name;
+    throw std::invalid_argument("unknown activation observer '" + observer + "' (known: " + known +
+                                ")");
+  }
+  qconfig.activation.kind = observer;
+  ObserverSpec weight;
+  weight.dtype = QDtype::kQInt8;
+  if (weights == "per_tensor") {
+    weight.kind = "minmax";
+    weight.qscheme = QScheme::kPerTensorSymmetric;
+  } else if (weights == "per_channel") {
+    weight.kind = "per_channel_minmax";
+    weight.qscheme = QScheme::kPerChannelSymmetric;
+  } else {
+    throw std::invalid_argument("unknown weight scheme '" + weights +
+                                "' (known: per_channel, per_tensor)");
+  }
+  qconfig.weight = weight;
+  return qconfig;
 }
 
 }  // namespace qb

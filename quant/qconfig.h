@@ -35,4 +35,12 @@ const std::vector<std::string>& known_engines();
 /// (PyTorch silently falls back to default_qconfig, which hides typos).
 QConfig default_qconfig(const std::string& engine);
 
+/// The activation observers a sweep or `quantize` may name, as ObserverSpec kinds.
+const std::vector<std::string>& activation_observers();
+/// `engine`'s default qconfig with the activation observer `observer` (one of
+/// activation_observers()) and symmetric int8 weights by `weights`: "per_channel"
+/// (per_channel_minmax) or "per_tensor" (minmax). std::invalid_argument names a bad value.
+QConfig configured_qconfig(const std::string& engine, const std::string& observer,
+                           const std::string& weights);
+
 }  // namespace qb

@@ -2,6 +2,7 @@
 
 #include "experiments/experiment.h"
 
+#include <filesystem>
 #include <string>
 
 #include "tests/catch.h"
@@ -85,6 +86,74 @@ float_fc = "tests/fixtures/experiments/fp32_fc.toml"
   CHECK(e.mappings.at("float_fc").module_names().size() == 1);
 }
 
+/// A file where a TorchScript model would be; reading an experiment only checks that it exists.
+std::string torchscript_file() {
+  std::string path = (test::scratch_dir("torchscript") / "my_net.pt").string();
+  test::write_file(path, "a TorchScript archive");
+  return path;
+}
+
+/// An experiment whose [model] is `model` followed by the torchscript key naming `path`.
+std::string torchscript_experiment(const std::string& path, const std::string& model = "") {
+  return "name = \"ts\"\n[model]\n" + model + "torchscript = \"" + path +
+         "\"\n[data]\nkind = \"fashion_mnist\"\n";
+}
+
+TEST_CASE("a TorchScript model is named by its file's stem, or by model.name") {
+  const std::string path = torchscript_file();
+  Experiment e = read(torchscript_experiment(path));
+  CHECK(e.model.torchscript == path);
+  CHECK(e.model.architectures == std::vector<std::string>{"my_net"});
+  CHECK(e.model.checkpoint.empty());
+  CHECK(e.evaluation.accuracy);  // the file holds trained weights
+  CHECK(read(torchscript_experiment(path, "name = \"baseline\"\n")).model.architectures ==
+        std::vector<std::string>{"baseline"});
+  // Relative to the repository root, like every path in an experiment file (any file will do:
+  // reading only checks that it exists, the sweep imports it).
+  Experiment relative = read(torchscript_experiment("models/checkpoints/fmnist_resnet8.pt"));
+  CHECK(relative.model.torchscript ==
+        std::filesystem::absolute("models/checkpoints/fmnist_resnet8.pt").lexically_normal().string());
+  CHECK(relative.model.architectures == std::vector<std::string>{"fmnist_resnet8"});
+}
+
+TEST_CASE("TorchScript model errors: the zoo's keys, a missing file, model.name, eager mode") {
+  const std::string path = torchscript_file();
+  const std::string conflict =
+      "not with model.torchscript: the TorchScript file holds the whole model, its layers and "
+      "weights";
+  CHECK(error_of(torchscript_experiment(path, "architecture = \"fmnist_resnet8\"\n")) ==
+        "experiment.toml:3: 'model.architecture': " + conflict);
+  CHECK(error_of(torchscript_experiment(path, "architectures = [\"resnet18\"]\n")) ==
+        "experiment.toml:3: 'model.architectures': " + conflict);
+  CHECK(error_of(torchscript_experiment(path, "checkpoint = \"w.pt\"\n")) ==
+        "experiment.toml:3: 'model.checkpoint': " + conflict);
+  CHECK(error_of(torchscript_experiment(path, "num_classes = 10\n")) ==
+        "experiment.toml:3: 'model.num_classes': " + conflict);
+  CHECK(error_of(torchscript_experiment("models/no_such_net.pt"))
+            .find("experiment.toml:3: 'model.torchscript': no file at ") == 0);
+  CHECK(error_of(torchscript_experiment(path, "name = \"\"\n")) ==
+        "experiment.toml:3: 'model.name': must not be empty");
+  CHECK(error_of("name = \"x\"\n[model]\nname = \"mine\"\narchitecture = \"resnet18\"\n") ==
+        "experiment.toml:3: 'model.name': names a model.torchscript model; a zoo model is named "
+        "by its architecture");
+  CHECK(error_of(torchscript_experiment(path) + "[sweep]\nvariants = [\"fp32\", \"eager\"]\n") ==
+        "experiment.toml:7: 'sweep.variants': eager mode fuses the module groups a zoo model "
+        "declares (fuse_model_groups in models/zoo.h), which a model.torchscript model does not "
+        "have: use fp32 and graph");
+}
+
+TEST_CASE("sequential calibration takes one seed") {
+  Experiment e = read(std::string(kMinimal) + "[calibration]\nsubset = \"sequential\"\n");
+  CHECK(e.calibration.subset == "sequential");
+  CHECK(e.calibration.seeds == std::vector<uint64_t>{0});
+  CHECK(read(std::string(kMinimal) + "[calibration]\nsubset = \"sequential\"\nseeds = [4]\n")
+            .calibration.seeds == std::vector<uint64_t>{4});
+  CHECK(error_of(std::string(kMinimal) +
+                 "[calibration]\nsubset = \"sequential\"\nseeds = [0, 1]\n") ==
+        "experiment.toml:10: 'calibration.seeds': subset = \"sequential\" takes the first "
+        "examples whatever the seed, so every seed would calibrate alike: give one seed");
+}
+
 TEST_CASE("experiment errors name the file, line and key") {
   const std::string m = kMinimal;
   CHECK(error_of(R"(name = "a b")") ==
@@ -107,7 +176,7 @@ TEST_CASE("experiment errors name the file, line and key") {
         "experiment.toml:9: 'calibration.samples': values must be >= 0, got -1");
   CHECK(error_of(m + "[calibration]\nsubset = \"best\"\n") ==
         "experiment.toml:9: 'calibration.subset': unknown value 'best' (known: random, "
-        "stratified)");
+        "stratified, sequential)");
   CHECK(error_of(m + "[evaluation]\nsubset_seed = 3\n") ==
         "experiment.toml:9: 'evaluation.subset_seed': needs evaluation.limit (the subset's size)");
   CHECK(error_of(m + "[latency]\nrepetitions = 0\n") ==

@@ -118,6 +118,18 @@ TEST_CASE("write_report writes the tables, the page and non-empty plots") {
   CHECK(html.find("<img src=\"plots/tradeoff.svg\"") != std::string::npos);
 }
 
+TEST_CASE("a TorchScript model's provenance names its file, not a checkpoint") {
+  std::vector<nlohmann::json> records = run();
+  for (nlohmann::json& r : records) {
+    r["provenance"]["checkpoint"] = "";
+    r["provenance"]["torchscript"] = "/x/my_net.pt";
+  }
+  const auto summary = provenance_summary(records);
+  REQUIRE(summary.size() > 1);
+  CHECK(summary[1] == std::pair<std::string, std::string>("torchscript",
+                                                          "my_net.pt (sha256 fedcba987654)"));
+}
+
 TEST_CASE("history entries are appended, replaced by run name, and plotted over time") {
   std::string path = (test::scratch_dir("report_history") / "history" / "tiny.jsonl").string();
   append_history(path, "2026-11-22", run());

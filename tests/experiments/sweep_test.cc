@@ -1,12 +1,17 @@
 // The sweep runner end to end on a small slice of Fashion-MNIST: records, resume after an
-// interruption, --force, shards, and the calibration/evaluation overlap check.
+// interruption, --force, shards, the calibration/evaluation overlap check, sequential
+// calibration and a model imported from a TorchScript file.
 
 #include "experiments/sweep.h"
 
+#include <cstdlib>
 #include <filesystem>
+#include <numeric>
 #include <set>
 
 #include "data/fashion_mnist.h"
+#include "data/hash.h"
+#include "data/subsets.h"
 #include "experiments/datasets.h"
 #include "experiments/records.h"
 #include "tests/catch.h"
@@ -15,15 +20,19 @@
 namespace qb {
 namespace {
 
-/// A quick experiment: 200 test images, 2 graph-mode points with 2 calibration seeds, fp32.
-std::string experiment_text(const std::string& output, const std::string& extra = "") {
-  return R"(name = "sweep_test"
-[model]
-architecture = "fmnist_resnet8"
+const char* kZooModel = R"(architecture = "fmnist_resnet8"
 num_classes = 10
 in_channels = 1
 checkpoint = "models/checkpoints/fmnist_resnet8.pt"
-[data]
+)";
+
+/// A quick experiment: 200 test images, 2 graph-mode points with 2 calibration seeds, fp32;
+/// `model` is the [model] table's content.
+std::string experiment_text(const std::string& output, const std::string& extra = "",
+                            const std::string& model = kZooModel) {
+  return R"(name = "sweep_test"
+[model]
+)" + model + R"([data]
 kind = "fashion_mnist"
 limit = 200
 [calibration]
@@ -51,9 +60,10 @@ struct Loaded {
   std::unique_ptr<Dataset> calibration;
 };
 
-Loaded load(const std::string& dir, const std::string& extra = "") {
+Loaded load(const std::string& dir, const std::string& extra = "",
+            const std::string& model = kZooModel) {
   std::string path = dir + "/experiment.toml";
-  test::write_file(path, experiment_text(dir + "/results", extra));
+  test::write_file(path, experiment_text(dir + "/results", extra, model));
   Config config = Config::from_file(path);
   Loaded l{read_experiment(config, path), nullptr, nullptr};
   l.evaluation = open_dataset(config, "data", l.experiment.evaluation.split);
@@ -235,6 +245,82 @@ TEST_CASE("eager-mode points get the same trust checks") {
   REQUIRE(trust["sqnr_db"].size() > 2);
   CHECK(trust["sqnr_db"].front()["node"] == "conv1");
   for (const nlohmann::json& layer : trust["sqnr_db"]) CHECK(layer["db"].get<double>() > 10.0);
+}
+
+TEST_CASE("sequential calibration takes the split's first examples in file order") {
+  std::string dir = test::scratch_dir("sweep_sequential").string();
+  Loaded l = load(dir);
+  l.experiment.sweep.variants = {"graph"};
+  l.experiment.calibration.subset = "sequential";
+  l.experiment.calibration.samples = {64};
+  l.experiment.calibration.seeds = {3};
+  SweepSummary summary = run(l);
+  REQUIRE(summary.measured == 1);
+  const nlohmann::json calibration =
+      read_records(summary.run_dir + "/records.jsonl")[0]["calibration"];
+  CHECK(calibration["subset"] == "sequential");
+  std::vector<int64_t> first(64);
+  std::iota(first.begin(), first.end(), 0);
+  CHECK(calibration["subset_fingerprints"]["3"] ==
+        hex64(Subset(*l.calibration, first).fingerprint()));
+}
+
+/// Writes tests/experiments/tiny_torchscript_net.py's model, its weights drawn with `seed`.
+void write_tiny_net(const std::string& path, int seed) {
+  const std::string command = "/usr/bin/python3 " +
+                              test::source_path("tests/experiments/tiny_torchscript_net.py").string() +
+                              " " + path + " " + std::to_string(seed);
+  REQUIRE(std::system(command.c_str()) == 0);
+}
+
+TEST_CASE("a TorchScript model sweeps in fp32 and graph mode, hashed by the file's content") {
+  std::string dir = test::scratch_dir("sweep_torchscript").string();
+  const std::string net = dir + "/tiny_net.pt";
+  write_tiny_net(net, 0);
+  const std::string model = "torchscript = \"" + net + "\"\n";
+  Loaded l = load(dir, "", model);
+  l.experiment.calibration.seeds = {0};
+  l.experiment.calibration.samples = {64};
+  SweepSummary first = run(l);
+  CHECK(first.measured == 2);
+  CHECK(first.failed == 0);
+  std::vector<nlohmann::json> records = read_records(first.run_dir + "/records.jsonl");
+  REQUIRE(records.size() == 2);
+  for (const nlohmann::json& record : records) {
+    CHECK(record["point"]["model"] == "tiny_net");
+    CHECK(record["provenance"]["torchscript"] == net);
+    CHECK(record["provenance"]["checkpoint_sha256"] == file_sha256(net));
+    CHECK(record["config"]["model"] ==
+          nlohmann::json({{"torchscript", true}, {"checkpoint_sha256", file_sha256(net)}}));
+    CHECK(record["accuracy"]["examples"] == 200);
+  }
+  const nlohmann::json& int8 = records[1];
+  CHECK(int8["label"] == "graph histogram/per_channel calib=64 onednn");
+  CHECK(int8["trust"]["fp32_nodes"].empty());
+  CHECK(int8["trust"]["int8_nodes"].get<int>() > 0);
+  CHECK(int8["trust"]["round_trip_equal"] == true);
+  REQUIRE(int8["trust"]["sqnr_db"].size() > 2);
+  CHECK(int8["trust"]["sqnr_db"].front()["node"] == "conv");
+  CHECK(int8["trust"]["sqnr_db"].back()["node"] == "fc");
+  CHECK(test::read_file(first.run_dir + "/table.md").find("tiny_net") != std::string::npos);
+
+  // The same file again: nothing to do. Other weights in the file: every point is new.
+  Loaded again = load(dir, "", model);
+  again.experiment.calibration = l.experiment.calibration;
+  CHECK(run(again).skipped == 2);
+  write_tiny_net(net, 1);
+  Loaded changed = load(dir, "", model);
+  changed.experiment.calibration = l.experiment.calibration;
+  CHECK(run(changed).measured == 2);
+}
+
+TEST_CASE("a file that does not import stops the sweep before any work, naming the file") {
+  std::string dir = test::scratch_dir("sweep_torchscript_bad").string();
+  const std::string bad = dir + "/not_a_model.pt";
+  test::write_file(bad, "not a zip archive");
+  Loaded l = load(dir, "", "torchscript = \"" + bad + "\"\n");
+  CHECK_THROWS_WITH(run(l), Catch::StartsWith("model.torchscript: cannot import " + bad + ": "));
+  CHECK(read_records(dir + "/results/default/records.jsonl").empty());
 }
 
 }  // namespace
