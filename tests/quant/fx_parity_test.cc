@@ -1,0 +1,137 @@
+// Parity with PyTorch FX on torchvision models nobody here wrote: the same TorchScript
+// file, calibrated on the same tensor in the same batches, must give PyTorch FX's
+// activation qparams and PyTorch FX's int8 logits.
+//
+// tests/quant/torchscript_reference.py writes the files at test time with Debian's
+// python3-torch (seeded weights, BatchNorm statistics from a few train-mode passes,
+// 96x96 inputs). It caps oneDNN at AVX512_CORE_VNNI for its own process, and so does
+// this test (main below sets ONEDNN_MAX_CPU_ISA before any primitive): oneDNN 2.6.3's
+// AMX int8 kernels for grouped and depthwise convolutions are wrong, so without the cap
+// MobileNetV2's verdict would depend on the CPU the test lands on.
+
+#include <ATen/ATen.h>
+#include <nlohmann/json.hpp>
+
+#include "tests/catch.h"
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <string>
+
+#include "models/checkpoint.h"
+#include "models/torchscript_import.h"
+#include "quant/calibrate.h"
+#include "quant/convert.h"
+#include "quant/interpreter.h"
+#include "quant/observers.h"
+#include "quant/prepare.h"
+#include "quant/qconfig.h"
+#include "tests/test_util.h"
+
+namespace {
+
+// Before main: oneDNN reads the cap when it creates its first primitive.
+const bool kIsaCapped = setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_VNNI", 0) == 0;
+
+std::string reference_dir(const std::string& model) {
+  std::string out = qb::test::scratch_dir("fx_parity_" + model).string();
+  std::string script = qb::test::source_path("tests/quant/torchscript_reference.py").string();
+  std::string command = "/usr/bin/python3 " + script + " " + model + " " + out + " > /dev/null";
+  if (std::system(command.c_str()) != 0) throw std::runtime_error("failed: " + command);
+  return out;
+}
+
+at::Tensor saved(const std::string& path) { return qb::read_state_dict(path).at(0).second; }
+
+nlohmann::json read_json(const std::string& path) {
+  std::ifstream in(path);
+  return nlohmann::json::parse(in);
+}
+
+double sqnr_db(const at::Tensor& reference, const at::Tensor& other) {
+  double signal = reference.pow(2).sum().item<double>();
+  double noise = (reference - other).pow(2).sum().item<double>();
+  return 10 * std::log10(signal / noise);
+}
+
+void check_parity(const std::string& model, const std::string& dir, const std::string& form) {
+  INFO(model << " " << form);
+  REQUIRE(kIsaCapped);
+  at::NoGradGuard no_grad;
+  qb::GraphModule imported = qb::import_torchscript(dir + "/" + form + ".pt");
+
+  qb::QConfigMapping mapping;
+  mapping.set_global(qb::default_qconfig("onednn"));
+  qb::GraphModule prepared = qb::prepare(imported, mapping);
+  at::Tensor calibration = saved(dir + "/calibration.pt");
+  int64_t start = 0;
+  qb::calibrate(
+      prepared,
+      [&]() -> std::optional<at::Tensor> {
+        if (start >= calibration.size(0)) return std::nullopt;
+        at::Tensor batch = calibration.slice(0, start, start + 4);
+        start += 4;
+        return batch;
+      },
+      {});
+
+  // Every observer PyTorch placed, at the same place, with the same qparams.
+  std::map<std::string, const qb::Node*> ours;
+  for (const qb::Node& node : prepared.graph.nodes()) {
+    if (qb::is_observer_node(prepared, node)) ours[node.name] = &node;
+  }
+  nlohmann::json fx = read_json(dir + "/fx_observers.json");
+  CHECK(ours.size() == fx.size());
+  double worst_scale = 0;
+  for (const auto& want : fx) {
+    const std::string name = want["name"];
+    INFO(name);
+    auto it = ours.find(name);
+    REQUIRE(it != ours.end());
+    CHECK(it->second->inputs.at(0) == want["input"].get<std::string>());
+    qb::QParams q = dynamic_cast<const qb::Observer&>(prepared.module(it->second->target))
+                        .calculate_qparams();
+    double scale = q.scale.item<double>();
+    double fx_scale = want["scale"];
+    worst_scale = std::max(worst_scale, std::abs(scale - fx_scale) / fx_scale);
+    CHECK(std::abs(scale - fx_scale) <= 1e-6 * fx_scale);
+    CHECK(q.zero_point.item<int64_t>() == want["zero_point"].get<int64_t>());
+  }
+
+  qb::ConvertOptions options;
+  options.engine = "onednn";
+  qb::GraphModule converted = qb::convert(prepared, options);
+  at::Tensor x = saved(dir + "/eval_input.pt");
+  at::Tensor logits = qb::Interpreter(converted).run(x);
+  at::Tensor fx_logits = saved(dir + "/fx_int8_logits.pt");
+  double largest = (logits - fx_logits).abs().max().item<double>();
+  // The figures the test log keeps for the record (bazel test --test_output=all).
+  std::printf("%s %s: largest relative scale difference %.3g, largest logit difference %.3g, "
+              "SQNR against fp32 %.2f dB\n",
+              model.c_str(), form.c_str(), worst_scale, largest,
+              sqnr_db(saved(dir + "/fp32_logits.pt"), logits));
+  CHECK(at::equal(logits, fx_logits));
+}
+
+TEST_CASE("resnet18 quantizes as PyTorch FX quantizes it, scripted and traced") {
+  const std::string dir = reference_dir("resnet18");
+  check_parity("resnet18", dir, "scripted");
+  check_parity("resnet18", dir, "traced");
+}
+
+TEST_CASE("resnet50 quantizes as PyTorch FX quantizes it, scripted and traced") {
+  const std::string dir = reference_dir("resnet50");
+  check_parity("resnet50", dir, "scripted");
+  check_parity("resnet50", dir, "traced");
+}
+
+TEST_CASE("mobilenet_v2 quantizes as PyTorch FX quantizes it, scripted and traced") {
+  const std::string dir = reference_dir("mobilenet_v2");
+  check_parity("mobilenet_v2", dir, "scripted");
+  check_parity("mobilenet_v2", dir, "traced");
+}
+
+}  // namespace
