@@ -296,7 +296,7 @@ const std::map<std::string, LeafFactory>& leaf_factories() {
 // Functional code: the aten ops that become call_function nodes.
 
 struct FunctionCall {
-  std::string function;  // the registry name (quant/functions.h), also FX's node name
+  std::string function;  // the op registry name (quant/ops.h), also FX's node name
   std::vector<std::string> inputs;
   std::vector<std::pair<std::string, Attr>> attrs;
 };

@@ -4,22 +4,21 @@
 
 #include <map>
 
-#include "quant/modules.h"
 #include "quant/observers.h"
-#include "quant/op_rules.h"
+#include "quant/ops.h"
 #include "quant/prepare.h"
 #include "quant/qconfig.h"
-#include "quant/quantized_modules.h"
 #include "quant/quantized_ops.h"
 
 namespace qb {
 
 namespace {
 
-std::string node_kind(const GraphModule& gm, const Node& node) {
-  if (node.op == NodeOp::kCallModule) return gm.module(node.target).kind();
-  if (node.op == NodeOp::kCallFunction) return node.target;
-  return "";
+// The registry entry of a computing node; nullptr for observers.
+const OpSpec* node_op(const GraphModule& gm, const Node& node) {
+  if (node.op == NodeOp::kCallModule) return find_op(gm.module(node.target).kind());
+  if (node.op == NodeOp::kCallFunction) return find_op(node.target);
+  return nullptr;
 }
 
 // Per-tensor activation qparams as plain numbers.
@@ -121,12 +120,13 @@ class Lowering {
       alias_[node.name] = resolve(node.inputs.at(0));
       return;
     }
-    std::string kind = node_kind(prepared_, node);
+    const OpSpec* spec = node_op(prepared_, node);
     const ActivationQParams* out_q = qparams(node.name);
-    const OpRule* rule = op_rule(kind);
 
-    if (kind == "add" && !out_q && fused_add_relu(node)) return;  // emitted at the relu
-    if (rule && out_q && lower_quantized(node, kind, *rule, *out_q)) return;
+    if (node.target == "add" && !out_q && fused_add_relu(node)) return;  // emitted at the relu
+    if (spec && spec->observation != Observation::kNone && out_q && lower_quantized(node, *spec, *out_q)) {
+      return;
+    }
 
     // fp32: the op as it was, on fp32 inputs.
     std::vector<std::string> inputs;
@@ -145,14 +145,13 @@ class Lowering {
     std::vector<std::string> users = prepared_.graph.users(add.name);
     if (users.size() != 1) return false;
     const Node& relu = prepared_.graph.node(users[0]);
-    std::string kind = node_kind(prepared_, relu);
-    if ((kind != "ReLU" && kind != "relu") || !qparams(relu.name)) return false;
+    const OpSpec* spec = node_op(prepared_, relu);
+    if (!spec || (spec->name != "ReLU" && spec->name != "relu") || !qparams(relu.name)) return false;
     pending_add_relu_[relu.name] = add.name;
     return true;
   }
 
-  bool lower_quantized(const Node& node, const std::string& kind, const OpRule& rule,
-                       const ActivationQParams& q) {
+  bool lower_quantized(const Node& node, const OpSpec& spec, const ActivationQParams& q) {
     auto pending = pending_add_relu_.find(node.name);
     if (pending != pending_add_relu_.end()) {
       const Node& add = prepared_.graph.node(pending->second);
@@ -161,7 +160,7 @@ class Lowering {
           {{"scale", q.scale}, {"zero_point", q.zero_point}}, "add_relu");
       return true;
     }
-    if (rule.output == OutputRule::kShareInputObserver || kind == "Dropout") {
+    if (spec.domain == Domain::kAny) {
       // Runs on the int8 tensor as it is; qparams pass through unchanged.
       if (!is_int8(node.inputs.at(0))) return false;
       std::vector<std::string> inputs = {int8(node.inputs[0])};
@@ -178,43 +177,27 @@ class Lowering {
       if (!qparams(value) && !is_int8(value)) return false;  // an input nobody observed
       inputs.push_back(int8(value));
     }
-    if (kind == "add" || kind == "mul" || kind == "cat") {
+    if (spec.form == OpForm::kFunction) {
+      // The output qparams, then the node's own attrs (cat's dim).
       std::vector<std::pair<std::string, Attr>> attrs = {{"scale", q.scale},
                                                          {"zero_point", q.zero_point}};
-      if (kind == "cat") attrs.emplace_back("dim", Attr(node.int_attr("dim", 0)));
-      env_[node.name].int8 =
-          out_.graph.call_function("quantized_" + kind, inputs, attrs, node.name);
+      attrs.insert(attrs.end(), node.attrs.begin(), node.attrs.end());
+      env_[node.name].int8 = out_.graph.call_function(spec.int8_function, inputs, attrs, node.name);
       return true;
     }
-    out_.add_module(node.target, quantized_module(node, q));
+    OutputQParams output{q.scale, q.zero_point, q.dtype == "qint8" ? QDtype::kQInt8 : QDtype::kQUInt8};
+    out_.add_module(node.target, spec.to_int8(prepared_.module(node.target), qconfig_for(node), output));
     env_[node.name].int8 = out_.graph.call_module(node.target, inputs, node.name);
     return true;
   }
 
-  std::shared_ptr<Module> quantized_module(const Node& node, const ActivationQParams& q) {
-    const Module& module = prepared_.module(node.target);
-    const ObserverSpec& weight_spec = weight_spec_for(node);
-    at::Tensor weight = quantize_weight(module.tensor("weight"), weight_spec);
-    at::Tensor bias;
-    for (const auto& slot : module.tensors()) {
-      if (slot.name == "bias") bias = slot.tensor.detach().to(at::kFloat);
-    }
-    if (const auto* conv = dynamic_cast<const Conv2d*>(&module)) {
-      return std::make_shared<QuantizedConv2d>(conv->options(), conv->fused_relu(), weight, bias,
-                                               q.scale, q.zero_point);
-    }
-    const auto& linear = dynamic_cast<const Linear&>(module);
-    return std::make_shared<QuantizedLinear>(linear.fused_relu(), weight, bias, q.scale,
-                                             q.zero_point);
-  }
-
-  // The weight observer of the qconfig prepare attached to this node.
-  const ObserverSpec& weight_spec_for(const Node& node) const {
+  // The qconfig prepare attached to this node (its weight observer quantizes the weight).
+  const QConfig& qconfig_for(const Node& node) const {
     auto it = prepared_.qconfigs.find(node.name);
     if (it == prepared_.qconfigs.end()) {
       throw GraphError("node '" + node.name + "' has no qconfig: was the model prepared?");
     }
-    return it->second.weight;
+    return it->second;
   }
 
   const GraphModule& prepared_;
@@ -227,19 +210,6 @@ class Lowering {
 };
 
 }  // namespace
-
-at::Tensor quantize_weight(const at::Tensor& weight, const ObserverSpec& spec) {
-  std::unique_ptr<Observer> observer = make_observer(spec);
-  observer->forward({weight.detach()});
-  QParams q = observer->calculate_qparams();
-  at::ScalarType dtype = q.dtype == QDtype::kQInt8 ? at::kQInt8 : at::kQUInt8;
-  if (q.qscheme == QScheme::kPerChannelAffine || q.qscheme == QScheme::kPerChannelSymmetric) {
-    return at::quantize_per_channel(weight.detach(), q.scale.to(at::kDouble),
-                                    q.zero_point.to(at::kLong), q.axis, dtype);
-  }
-  return at::quantize_per_tensor(weight.detach(), q.scale.item<double>(),
-                                 q.zero_point.item<int64_t>(), dtype);
-}
 
 GraphModule convert(const GraphModule& prepared, const ConvertOptions& options) {
   select_engine(options.engine);

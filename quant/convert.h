@@ -23,8 +23,4 @@ struct ConvertOptions {
 /// Selects `options.engine` as LibTorch's quantized engine.
 GraphModule convert(const GraphModule& prepared, const ConvertOptions& options);
 
-/// A weight quantized as nnq.Conv2d.from_float does: the qconfig's weight observer
-/// measures it and its qparams quantize it (per channel along the observer's axis, or per tensor).
-at::Tensor quantize_weight(const at::Tensor& weight, const ObserverSpec& spec);
-
 }  // namespace qb

@@ -11,6 +11,7 @@
 #include "quant/fuse.h"
 #include "quant/modules.h"
 #include "quant/observers.h"
+#include "quant/ops.h"
 #include "quant/quantized_modules.h"
 #include "quant/quantized_ops.h"
 #include "quant/stubs.h"
@@ -133,16 +134,11 @@ void fuse_group(GraphModule& gm, const std::vector<std::string>& group) {
 
 // ---- prepare_eager ----------------------------------------------------------------
 
-// add_observer_ in quantize.py with the default propagation list, for the kinds our IR
-// has: leaves in DEFAULT_STATIC_QUANT_MODULE_MAPPINGS minus DeQuantStub (skipped by
-// insert_activation_post_process) and Dropout (skipped by add_observer_), fused modules,
-// and FloatFunctional (observed from inside its methods). ReLU, pooling and Identity are
-// in no mapping: their outputs stay unobserved.
+// add_observer_ in quantize.py with the default propagation list: the registry says
+// which kinds (OpSpec::eager_observed).
 bool observes_output(const std::string& kind) {
-  static const std::set<std::string> kinds = {"QuantStub", "Conv2d",         "ConvReLU2d",
-                                              "Linear",    "LinearReLU",     "BatchNorm2d",
-                                              "ReLU6",     "FloatFunctional"};
-  return kinds.count(kind) != 0;
+  const OpSpec* spec = find_op(kind);
+  return spec && spec->eager_observed;
 }
 
 // Whether the module at `path` is an observer prepare_eager attached
@@ -169,44 +165,24 @@ struct DomainRule {
   Gives gives;
 };
 
-// By the kind of the module in the converted model. Unlisted kinds compute in fp32.
-DomainRule module_rule(const std::string& kind) {
-  static const std::map<std::string, DomainRule> rules = {
-      {"Quantize", {Takes::kFloat, Gives::kQuantized}},
-      {"DeQuantize", {Takes::kEither, Gives::kFloat}},
-      {"QuantizedConv2d", {Takes::kQuantized, Gives::kQuantized}},
-      {"QuantizedConvReLU2d", {Takes::kQuantized, Gives::kQuantized}},
-      {"QuantizedLinear", {Takes::kQuantized, Gives::kQuantized}},
-      {"QuantizedLinearReLU", {Takes::kQuantized, Gives::kQuantized}},
-      {"QuantizedBatchNorm2d", {Takes::kQuantized, Gives::kQuantized}},
-      {"QFunctional", {Takes::kQuantized, Gives::kQuantized}},
-      // Identities (stubs left without a qconfig) and ops with int8 kernels that keep
-      // their input's qparams.
-      {"QuantStub", {Takes::kEither, Gives::kLikeInput}},
-      {"DeQuantStub", {Takes::kEither, Gives::kLikeInput}},
-      {"Identity", {Takes::kEither, Gives::kLikeInput}},
-      {"Dropout", {Takes::kEither, Gives::kLikeInput}},
-      {"ReLU", {Takes::kEither, Gives::kLikeInput}},
-      {"ReLU6", {Takes::kEither, Gives::kLikeInput}},
-      {"MaxPool2d", {Takes::kEither, Gives::kLikeInput}},
-      {"AdaptiveAvgPool2d", {Takes::kEither, Gives::kLikeInput}},
-  };
-  auto it = rules.find(kind);
-  return it == rules.end() ? DomainRule{Takes::kFloat, Gives::kFloat} : it->second;
-}
-
-// By call_function target: the functions with int8 kernels that keep the input's qparams.
-DomainRule function_rule(const std::string& function) {
-  static const std::set<std::string> either = {"flatten", "relu", "adaptive_avg_pool2d"};
-  if (either.count(function)) return {Takes::kEither, Gives::kLikeInput};
+// From what the op computes on once converted (quant/ops.h).
+DomainRule domain_rule(Domain domain) {
+  switch (domain) {
+    case Domain::kQuantize:
+      return {Takes::kFloat, Gives::kQuantized};
+    case Domain::kDequantize:
+      return {Takes::kEither, Gives::kFloat};
+    case Domain::kInt8:
+      return {Takes::kQuantized, Gives::kQuantized};
+    case Domain::kAny:
+    case Domain::kLayout:
+    case Domain::kStub:  // identities while they have no qconfig
+      return {Takes::kEither, Gives::kLikeInput};
+    case Domain::kFloat:
+      break;
+  }
   return {Takes::kFloat, Gives::kFloat};
 }
-
-struct ActivationQParams {
-  double scale;
-  int64_t zero_point;
-  QDtype dtype;
-};
 
 // Builds the converted model: the prepared module table with observers dropped and
 // prepared modules swapped, then the graph with observer nodes removed and dequantize
@@ -252,7 +228,7 @@ class EagerConversion {
                          "uncalibrated conversion to use default qparams");
       }
       QParams q = observer.calculate_qparams();
-      qparams_.emplace(observed, ActivationQParams{q.scale.item<double>(),
+      qparams_.emplace(observed, OutputQParams{q.scale.item<double>(),
                                                    q.zero_point.item<int64_t>(), q.dtype});
     }
   }
@@ -266,7 +242,7 @@ class EagerConversion {
     return nullptr;
   }
 
-  const ActivationQParams& output_qparams(const std::string& path) const {
+  const OutputQParams& output_qparams(const std::string& path) const {
     auto it = qparams_.find(path);
     if (it == qparams_.end()) {
       throw GraphError("module '" + path +
@@ -277,40 +253,13 @@ class EagerConversion {
   }
 
   // swap_module: the quantized counterpart of a module that has a qconfig, or nullptr
-  // to keep the module as it is.
+  // to keep the module as it is (ops that run on int8 tensors as they are).
   std::shared_ptr<Module> swap(const std::string& path, const Module& module) {
     const QConfig* qconfig = qconfig_of(path);
-    if (!qconfig) return nullptr;
-    const std::string kind = module.kind();
-    if (kind == "DeQuantStub") return std::make_shared<DeQuantize>();
-    if (kind == "QuantStub") {
-      const ActivationQParams& q = output_qparams(path);
-      return std::make_shared<Quantize>(q.scale, q.zero_point, q.dtype);
-    }
-    if (const auto* functional = dynamic_cast<const FloatFunctional*>(&module)) {
-      const ActivationQParams& q = output_qparams(path);
-      return std::make_shared<QFunctional>(functional->method(), functional->dim(), q.scale,
-                                           q.zero_point);
-    }
-    if (const auto* bn = dynamic_cast<const BatchNorm2d*>(&module)) {
-      const ActivationQParams& q = output_qparams(path);
-      return std::make_shared<QuantizedBatchNorm2d>(*bn, q.scale, q.zero_point);
-    }
-    const auto* conv = dynamic_cast<const Conv2d*>(&module);
-    const auto* linear = dynamic_cast<const Linear*>(&module);
-    if (!conv && !linear) return nullptr;
-    const ActivationQParams& q = output_qparams(path);
-    at::Tensor weight = quantize_weight(module.tensor("weight"), qconfig->weight);
-    at::Tensor bias;
-    for (const auto& slot : module.tensors()) {
-      if (slot.name == "bias") bias = slot.tensor.detach().to(at::kFloat);
-    }
-    if (conv) {
-      return std::make_shared<QuantizedConv2d>(conv->options(), conv->fused_relu(), weight, bias,
-                                               q.scale, q.zero_point);
-    }
-    return std::make_shared<QuantizedLinear>(linear->fused_relu(), weight, bias, q.scale,
-                                             q.zero_point);
+    const OpSpec* spec = find_op(module.kind());
+    if (!qconfig || !spec || !spec->to_int8) return nullptr;
+    // Observed layers are built with their output's qparams; DeQuantStub has none.
+    return spec->to_int8(module, *qconfig, spec->eager_observed ? output_qparams(path) : OutputQParams{});
   }
 
   // `value` in fp32: dequantized once, on first need.
@@ -352,8 +301,9 @@ class EagerConversion {
       return;
     }
     const bool is_module = node.op == NodeOp::kCallModule;
-    const std::string kind = is_module ? out_.module(node.target).kind() : node.target;
-    const DomainRule rule = is_module ? module_rule(kind) : function_rule(kind);
+    const OpSpec& spec = op_of(out_, node);
+    const std::string& kind = spec.name;
+    const DomainRule rule = domain_rule(spec.domain);
 
     bool quantized_input = false;
     std::vector<std::string> inputs;
@@ -382,7 +332,7 @@ class EagerConversion {
   const GraphModule& prepared_;
   ConvertOptions options_;
   GraphModule out_;
-  std::map<std::string, ActivationQParams> qparams_;  // observed module path -> its output's
+  std::map<std::string, OutputQParams> qparams_;  // observed module path -> its output's
   std::map<std::string, Value> values_;               // prepared value -> converted value
 };
 

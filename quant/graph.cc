@@ -1,10 +1,11 @@
 #include "quant/graph.h"
 
 #include <algorithm>
+#include <cctype>
 #include <sstream>
 #include <unordered_set>
 
-#include "quant/functions.h"
+#include "quant/ops.h"
 
 namespace qb {
 
@@ -79,8 +80,21 @@ std::string Graph::call_module(const std::string& target, std::vector<std::strin
   node.op = NodeOp::kCallModule;
   node.target = target;
   if (name.empty()) {
-    node.name = target;
-    std::replace(node.name.begin(), node.name.end(), '.', '_');
+    // FX's _Namespace.create_name: each run of characters outside [0-9a-zA-Z_] becomes
+    // one '_' ("block1-0.proj" -> "block1_0_proj"), and a leading digit gets a '_' before it.
+    bool in_illegal_run = false;
+    for (char c : target) {
+      bool legal = std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+      if (legal) {
+        node.name += c;
+      } else if (!in_illegal_run) {
+        node.name += '_';
+      }
+      in_illegal_run = !legal;
+    }
+    if (!node.name.empty() && std::isdigit(static_cast<unsigned char>(node.name[0]))) {
+      node.name = "_" + node.name;
+    }
   } else {
     node.name = name;
   }
@@ -193,7 +207,8 @@ std::string Graph::str() const {
     }
     out << "    %" << n.name << " : [#users=" << user_count[n.name] << "] = " << to_string(n.op)
         << "[target=";
-    out << (n.op == NodeOp::kCallFunction ? function_display_name(n.target) : n.target) << "]";
+    const OpSpec* function = n.op == NodeOp::kCallFunction ? find_op(n.target) : nullptr;
+    out << (function ? function->display_name : n.target) << "]";
     if (n.op != NodeOp::kPlaceholder) {
       out << "(args = (";
       for (size_t i = 0; i < n.inputs.size(); ++i) out << (i ? ", " : "") << "%" << n.inputs[i];
@@ -261,7 +276,7 @@ void lint(const Graph& graph) {
         if (n.inputs.empty()) throw GraphError("output node '" + n.name + "' returns nothing");
         break;
       case NodeOp::kCallFunction:
-        if (!has_function(n.target)) {
+        if (!find_op(n.target) || find_op(n.target)->form != OpForm::kFunction) {
           throw GraphError("node '" + n.name + "' calls unknown function '" + n.target + "'");
         }
         seen_non_placeholder = true;

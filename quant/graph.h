@@ -26,7 +26,7 @@ struct Node {
   std::string name;
   NodeOp op = NodeOp::kPlaceholder;
   /// placeholder: the input's name; call_module: the module path; call_function:
-  /// the function's name in the registry (functions.h); output: "output".
+  /// the function's name in the op registry (ops.h); output: "output".
   std::string target;
   std::vector<std::string> inputs;
   std::vector<std::pair<std::string, Attr>> attrs;
@@ -48,7 +48,7 @@ class Graph {
   /// Appends an input. Returns the node's name.
   std::string placeholder(const std::string& name);
   /// Appends a call of the module at `target` ("layer1.0.conv1"). The default name
-  /// is the target with dots replaced by underscores, made unique as FX does.
+  /// is the target as an identifier ("layer1_0_conv1"), made unique as FX does.
   std::string call_module(const std::string& target, std::vector<std::string> inputs,
                           const std::string& name = "");
   /// Appends a call of a registered function ("add", "flatten", ...).

@@ -8,52 +8,29 @@
 #include <sstream>
 #include <unordered_map>
 
-#include "quant/functions.h"
 #include "quant/interpreter.h"
-#include "quant/quantized_modules.h"
-#include "quant/stubs.h"
+#include "quant/ops.h"
 
 namespace qb {
 
 namespace {
 
-// Eager mode's boundary modules, the counterparts of quantize_per_tensor and
-// dequantize; the stubs are identities until convert_eager swaps them.
-bool is_quantize_module(const Module& module) {
-  return dynamic_cast<const Quantize*>(&module) != nullptr;
-}
-bool is_dequantize_module(const Module& module) {
-  return dynamic_cast<const DeQuantize*>(&module) != nullptr;
-}
-bool is_boundary_module(const Module& module) {
-  return is_quantize_module(module) || is_dequantize_module(module) ||
-         dynamic_cast<const QuantStub*>(&module) != nullptr ||
-         dynamic_cast<const DeQuantStub*>(&module) != nullptr;
+// Placeholders, the output, the domain's borders, layout changes and eager mode's stubs
+// are bookkeeping; every other call is a compute node.
+bool is_compute(Domain domain) {
+  return domain == Domain::kFloat || domain == Domain::kAny || domain == Domain::kInt8;
 }
 
-// Placeholders, the output, eager mode's boundary modules and functions that only
-// convert a value's domain or layout are bookkeeping; every other call is a compute node.
+// A call of a registered op that computes (observers are not registered).
 bool is_compute_node(const GraphModule& gm, const Node& node) {
-  if (node.op == NodeOp::kCallModule) return !is_boundary_module(gm.module(node.target));
-  if (node.op != NodeOp::kCallFunction) return false;
-  FunctionKind kind = function_kind(node.target);
-  return kind == FunctionKind::kCompute || kind == FunctionKind::kInt8Kernel;
+  const OpSpec* spec = nullptr;
+  if (node.op == NodeOp::kCallModule) spec = find_op(gm.module(node.target).kind());
+  if (node.op == NodeOp::kCallFunction) spec = find_op(node.target);
+  return spec && is_compute(spec->domain);
 }
 
-// The modules that are LibTorch int8 kernels, whatever they are fed.
-bool is_int8_module(const Module& module) {
-  return dynamic_cast<const QuantizedConv2d*>(&module) != nullptr ||
-         dynamic_cast<const QuantizedLinear*>(&module) != nullptr ||
-         dynamic_cast<const QFunctional*>(&module) != nullptr ||
-         dynamic_cast<const QuantizedBatchNorm2d*>(&module) != nullptr;
-}
-
-std::string kind_of(const GraphModule& gm, const Node& node) {
-  return node.op == NodeOp::kCallModule ? gm.module(node.target).kind() : node.target;
-}
-
-std::string printed_target(const Node& node) {
-  return node.op == NodeOp::kCallFunction ? function_display_name(node.target) : node.target;
+std::string printed_target(const OpSpec& spec, const Node& node) {
+  return node.op == NodeOp::kCallFunction ? spec.display_name : node.target;
 }
 
 at::Tensor as_double(const at::Tensor& value) {
@@ -84,30 +61,15 @@ std::vector<NodePrecision> node_precisions(const GraphModule& converted) {
 
     bool reads_int8 = std::any_of(node.inputs.begin(), node.inputs.end(),
                                   [&](const std::string& input) { return is_int8.at(input); });
+    const OpSpec& spec = op_of(converted, node);
     bool int8 = reads_int8;
-    if (node.op == NodeOp::kCallModule) {
-      const Module& module = converted.module(node.target);
-      if (is_int8_module(module) || is_quantize_module(module)) int8 = true;
-      if (is_dequantize_module(module)) int8 = false;
-    } else {
-      switch (function_kind(node.target)) {
-        case FunctionKind::kInt8Kernel:
-        case FunctionKind::kQuantize:
-          int8 = true;
-          break;
-        case FunctionKind::kDequantize:
-          int8 = false;
-          break;
-        case FunctionKind::kCompute:
-        case FunctionKind::kLayout:
-          break;
-      }
-    }
+    if (spec.domain == Domain::kInt8 || spec.domain == Domain::kQuantize) int8 = true;
+    if (spec.domain == Domain::kDequantize) int8 = false;
     is_int8[node.name] = int8;
 
-    if (!is_compute_node(converted, node)) continue;
-    result.push_back({node.name, to_string(node.op), printed_target(node),
-                      kind_of(converted, node), int8 ? Precision::kInt8 : Precision::kFp32});
+    if (!is_compute(spec.domain)) continue;
+    result.push_back({node.name, to_string(node.op), printed_target(spec, node), spec.name,
+                      int8 ? Precision::kInt8 : Precision::kFp32});
   }
   return result;
 }

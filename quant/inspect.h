@@ -37,14 +37,11 @@ struct NodePrecision {
 };
 
 /// Every compute node of `converted`, in graph order, with the precision it runs in.
-/// Compute nodes are the call_module and call_function nodes except those that only
-/// move values between domains or layouts (quantize_per_tensor, dequantize,
-/// contiguous, see FunctionKind in quant/functions.h; eager mode's Quantize and
-/// DeQuantize modules, and QuantStub and DeQuantStub). A node runs in int8 when it is
-/// an int8 kernel (a QuantizedConv2d, QuantizedLinear, QFunctional or
-/// QuantizedBatchNorm2d module, a quantized function) or when it computes on an int8
-/// value (max-pool, flatten, relu fed a quantized tensor). Modules are told apart by
-/// their C++ type, not their path or kind string.
+/// Compute nodes are the call_module and call_function nodes whose op (quant/ops.h) has
+/// domain kFloat, kAny or kInt8; the others only move values between domains or layouts
+/// (quantize_per_tensor, dequantize, contiguous, Quantize, DeQuantize, QuantStub,
+/// DeQuantStub). A node runs in int8 when its op is an int8 kernel (kInt8) or when it
+/// computes on an int8 value (max-pool, flatten, relu fed a quantized tensor).
 std::vector<NodePrecision> node_precisions(const GraphModule& converted);
 
 struct PrecisionCounts {

@@ -26,7 +26,11 @@ Interpreter::Interpreter(const GraphModule& gm) : graph_(gm.graph) {
         if (node.op == NodeOp::kCallModule) {
           step.module = gm.module_ptr(node.target);
         } else {
-          step.function = &lookup_function(node.target);
+          const OpSpec& spec = op(node.target);
+          if (spec.form != OpForm::kFunction) {
+            throw GraphError("node '" + node.name + "' calls '" + node.target + "', which is no function");
+          }
+          step.function = &spec.function;
         }
         for (const auto& value : node.inputs) {
           int slot = slot_of.at(value);

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "quant/functions.h"
+#include "quant/ops.h"
 #include "quant/graph_module.h"
 
 namespace qb {

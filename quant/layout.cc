@@ -2,12 +2,14 @@
 
 #include <ATen/ATen.h>
 
+#include "quant/modules.h"
+
 namespace qb {
 
 GraphModule to_channels_last(const GraphModule& gm) {
   GraphModule out = gm;  // modules stay shared until replaced below
   for (const auto& [path, module] : gm.modules()) {
-    if (module->kind() != "Conv2d" && module->kind() != "ConvReLU2d") continue;
+    if (!dynamic_cast<const Conv2d*>(module.get())) continue;
     std::shared_ptr<Module> copy = module->clone();
     copy->set_tensor("weight", copy->tensor("weight").contiguous(at::MemoryFormat::ChannelsLast));
     out.replace_module(path, copy);

@@ -6,7 +6,7 @@
 
 #include "quant/fuse.h"
 #include "quant/observers.h"
-#include "quant/op_rules.h"
+#include "quant/ops.h"
 
 namespace qb {
 
@@ -14,22 +14,24 @@ namespace {
 
 constexpr const char* kObserverPrefix = "activation_post_process_";
 
-std::string node_kind(const GraphModule& gm, const Node& node) {
-  if (node.op == NodeOp::kCallModule) return gm.module(node.target).kind();
-  if (node.op == NodeOp::kCallFunction) return node.target;
-  return "";
+// The registry entry of a computing node; nullptr for observers, which have none.
+const OpSpec* node_op(const GraphModule& gm, const Node& node) {
+  if (node.op == NodeOp::kCallModule) return find_op(gm.module(node.target).kind());
+  if (node.op == NodeOp::kCallFunction) return find_op(node.target);
+  return nullptr;
 }
 
-// The qconfig of a computing node, or nullopt when it stays fp32 (no rule, or None).
+// The qconfig of a computing node, or nullopt when it stays fp32 (not quantized by graph
+// mode, or None in the mapping).
 std::optional<QConfig> node_qconfig(const GraphModule& gm, const QConfigMapping& mapping,
                                     const Node& node) {
-  const OpRule* rule = op_rule(node_kind(gm, node));
-  if (!rule) return std::nullopt;
+  const OpSpec* spec = node_op(gm, node);
+  if (!spec || spec->observation == Observation::kNone) return std::nullopt;
   std::string path = node.op == NodeOp::kCallModule ? node.target : "";
-  return mapping.qconfig_for(path, rule->qconfig_kind);
+  return mapping.qconfig_for(path, spec->qconfig_kind);
 }
 
-bool is_relu(const std::string& kind) { return kind == "ReLU" || kind == "relu"; }
+bool is_relu(const OpSpec* spec) { return spec && (spec->name == "ReLU" || spec->name == "relu"); }
 
 class ObserverInserter {
  public:
@@ -89,10 +91,10 @@ GraphModule prepare(const GraphModule& model, const QConfigMapping& mapping) {
     if (node.op == NodeOp::kPlaceholder || node.op == NodeOp::kOutput) continue;
     std::optional<QConfig> qconfig = node_qconfig(gm, mapping, node);
     if (!qconfig) continue;
-    const OpRule& rule = *op_rule(node_kind(gm, node));
+    const OpSpec& spec = *node_op(gm, node);
     gm.qconfigs[node.name] = *qconfig;
 
-    if (rule.output == OutputRule::kShareInputObserver) {
+    if (spec.observation == Observation::kShareInput) {
       // Follows its input: quantized only when the input is.
       const std::string& input = node.inputs.at(0);
       if (!quantized.count(input)) continue;
@@ -106,14 +108,15 @@ GraphModule prepare(const GraphModule& model, const QConfigMapping& mapping) {
       continue;
     }
 
-    if (node_kind(gm, node) == "Dropout" && !quantized.count(node.inputs.at(0))) continue;
+    // An op without an int8 kernel of its own (dropout) is quantized only when its input is.
+    if (spec.domain == Domain::kAny && !quantized.count(node.inputs.at(0))) continue;
     for (const std::string& input : node.inputs) inserter.observe(input, qconfig->activation);
     for (const std::string& input : node.inputs) quantized.insert(input);
     quantized.insert(node.name);
 
     std::vector<std::string> users = gm.graph.users(node.name);
     bool relu_follows = node.target == "add" && users.size() == 1 &&
-                        is_relu(node_kind(gm, gm.graph.node(users[0]))) &&
+                        is_relu(node_op(gm, gm.graph.node(users[0]))) &&
                         node_qconfig(gm, mapping, gm.graph.node(users[0])).has_value();
     if (relu_follows) {
       deferred.insert(node.name);

@@ -24,12 +24,10 @@
 #include <sstream>
 
 #include "models/checkpoint.h"
-#include "quant/functions.h"
-#include "quant/modules.h"
 #include "quant/observers.h"
+#include "quant/ops.h"
 #include "quant/quantized_modules.h"
 #include "quant/quantized_ops.h"
-#include "quant/stubs.h"
 
 namespace qb {
 namespace {
@@ -114,21 +112,9 @@ class ModuleRecord {
 
   const std::string& kind() const { return kind_; }
 
-  /// The config entry `key`, which must hold a T.
-  template <typename T>
-  T get(const std::string& key) const {
-    for (const auto& [name, value] : config_) {
-      if (name != key) continue;
-      if (const T* typed = std::get_if<T>(&value)) return *typed;
-      throw FormatError(where() + ": config entry '" + key + "' has the wrong type");
-    }
-    throw FormatError(where() + ": config entry '" + key + "' is missing");
-  }
-
-  Conv2dOptions conv2d_options() const {
-    return {get<int64_t>("in_channels"), get<int64_t>("out_channels"), get<int64_t>("kernel_size"),
-            get<int64_t>("stride"),      get<int64_t>("padding"),      get<int64_t>("dilation"),
-            get<int64_t>("groups"),      get<int64_t>("bias") != 0};
+  /// What the kind's factory (quant/ops.h) builds the module from.
+  ModuleArgs args() const {
+    return ModuleArgs(kind_, config_, [this](const std::string& name) { return tensor(name); });
   }
 
   /// The stored tensor `<path>.<name>`.
@@ -166,107 +152,17 @@ class ModuleRecord {
   std::set<std::string>& used_;
 };
 
-using ModuleFactory = std::function<std::shared_ptr<Module>(const ModuleRecord&)>;
-
-std::shared_ptr<Module> make_conv2d(const ModuleRecord& r) {
-  auto conv = std::make_shared<Conv2d>(r.conv2d_options());
-  if (r.kind() == "ConvReLU2d") conv->fuse_relu();
-  return conv;
-}
-
-std::shared_ptr<Module> make_linear(const ModuleRecord& r) {
-  auto linear = std::make_shared<Linear>(
-      r.get<int64_t>("in_features"), r.get<int64_t>("out_features"), r.get<int64_t>("bias") != 0);
-  if (r.kind() == "LinearReLU") linear->fuse_relu();
-  return linear;
-}
-
-std::shared_ptr<Module> make_quantized_conv2d(const ModuleRecord& r) {
-  return std::make_shared<QuantizedConv2d>(r.conv2d_options(), r.kind() == "QuantizedConvReLU2d",
-                                           r.tensor("weight"), r.tensor("bias"),
-                                           r.get<double>("scale"), r.get<int64_t>("zero_point"));
-}
-
-std::shared_ptr<Module> make_quantized_linear(const ModuleRecord& r) {
-  return std::make_shared<QuantizedLinear>(r.kind() == "QuantizedLinearReLU", r.tensor("weight"),
-                                           r.tensor("bias"), r.get<double>("scale"),
-                                           r.get<int64_t>("zero_point"));
-}
-
-/// A BatchNorm2d of the stored config, quantized; load_tensors then fills in the stored
-/// parameters and statistics.
-std::shared_ptr<Module> make_quantized_batch_norm2d(const ModuleRecord& r) {
-  BatchNorm2d bn(r.get<int64_t>("num_features"), r.get<double>("eps"), r.get<double>("momentum"));
-  return std::make_shared<QuantizedBatchNorm2d>(bn, r.get<double>("scale"),
-                                                r.get<int64_t>("zero_point"));
-}
-
-/// Every kind that can be saved, and how to build it from its record.
-const std::map<std::string, ModuleFactory>& module_factories() {
-  static const std::map<std::string, ModuleFactory> factories = {
-      {"Conv2d", make_conv2d},
-      {"ConvReLU2d", make_conv2d},
-      {"Linear", make_linear},
-      {"LinearReLU", make_linear},
-      {"BatchNorm2d",
-       [](const ModuleRecord& r) {
-         return std::make_shared<BatchNorm2d>(r.get<int64_t>("num_features"), r.get<double>("eps"),
-                                              r.get<double>("momentum"));
-       }},
-      {"ReLU", [](const ModuleRecord&) { return std::make_shared<ReLU>(); }},
-      {"ReLU6", [](const ModuleRecord&) { return std::make_shared<ReLU6>(); }},
-      {"MaxPool2d",
-       [](const ModuleRecord& r) {
-         return std::make_shared<MaxPool2d>(r.get<int64_t>("kernel_size"), r.get<int64_t>("stride"),
-                                            r.get<int64_t>("padding"));
-       }},
-      {"AdaptiveAvgPool2d",
-       [](const ModuleRecord& r) {
-         return std::make_shared<AdaptiveAvgPool2d>(r.get<int64_t>("output_height"),
-                                                    r.get<int64_t>("output_width"));
-       }},
-      {"Dropout",
-       [](const ModuleRecord& r) { return std::make_shared<Dropout>(r.get<double>("p")); }},
-      {"Identity", [](const ModuleRecord&) { return std::make_shared<Identity>(); }},
-      {"QuantizedConv2d", make_quantized_conv2d},
-      {"QuantizedConvReLU2d", make_quantized_conv2d},
-      {"QuantizedLinear", make_quantized_linear},
-      {"QuantizedLinearReLU", make_quantized_linear},
-      {"QuantizedBatchNorm2d", make_quantized_batch_norm2d},
-      {"Quantize",
-       [](const ModuleRecord& r) {
-         return std::make_shared<Quantize>(r.get<double>("scale"), r.get<int64_t>("zero_point"),
-                                           parse_qdtype(r.get<std::string>("dtype")));
-       }},
-      {"DeQuantize", [](const ModuleRecord&) { return std::make_shared<DeQuantize>(); }},
-      {"QFunctional",
-       [](const ModuleRecord& r) {
-         return std::make_shared<QFunctional>(r.get<std::string>("method"), r.get<int64_t>("dim"),
-                                              r.get<double>("scale"),
-                                              r.get<int64_t>("zero_point"));
-       }},
-      {"QuantStub", [](const ModuleRecord&) { return std::make_shared<QuantStub>(); }},
-      {"DeQuantStub", [](const ModuleRecord&) { return std::make_shared<DeQuantStub>(); }},
-      {"FloatFunctional",
-       [](const ModuleRecord& r) {
-         return std::make_shared<FloatFunctional>(r.get<std::string>("method"),
-                                                  r.get<int64_t>("dim"));
-       }},
-  };
-  return factories;
-}
-
 /// Builds the module `record` describes, with its stored tensors.
 std::shared_ptr<Module> rebuild_module(const ModuleRecord& record) {
-  const auto factory = module_factories().find(record.kind());
-  if (factory == module_factories().end()) {
-    throw FormatError(record.where() + ": unknown module kind");
-  }
+  const OpSpec* spec = find_op(record.kind());
+  if (!spec || !spec->make) throw FormatError(record.where() + ": unknown module kind");
   std::shared_ptr<Module> module;
   try {
-    module = factory->second(record);
+    module = spec->make(record.args());
   } catch (const FormatError&) {
     throw;
+  } catch (const ModuleArgsError& e) {
+    throw FormatError(record.where() + ": " + e.what());
   } catch (const c10::Error& e) {  // prepacking rejected the weight
     throw FormatError(record.where() + ": cannot be rebuilt: " + e.what_without_backtrace());
   } catch (const std::exception& e) {
@@ -308,7 +204,8 @@ Json model_record(const GraphModule& model) {
   Json modules = Json::array();
   for (const auto& [path, module] : model.modules()) {
     // Refuse now what load could not rebuild, rather than write a file that cannot be read.
-    if (module_factories().count(module->kind()) == 0) {
+    const OpSpec* spec = find_op(module->kind());
+    if (!spec || !spec->make) {
       throw SerializationError("cannot save module '" + path + "': modules of kind '" +
                                module->kind() + "' cannot be saved");
     }
@@ -422,7 +319,8 @@ void append_node(Graph& graph, const Json& json) {
   node.target = json.at("target").get<std::string>();
   node.inputs = json.at("inputs").get<std::vector<std::string>>();
   node.attrs = attrs_from_json(json.at("attrs"));
-  if (node.op == NodeOp::kCallFunction && !has_function(node.target)) {
+  const OpSpec* function = find_op(node.target);
+  if (node.op == NodeOp::kCallFunction && (!function || function->form != OpForm::kFunction)) {
     throw FormatError("node '" + node.name + "' calls the unknown function '" + node.target + "'");
   }
   // A builder appends a node of the right op under the stored name; the stored fields then

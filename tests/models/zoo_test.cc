@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "quant/functions.h"
+#include "quant/ops.h"
 #include "quant/interpreter.h"
 #include "tests/test_util.h"
 
@@ -120,7 +120,7 @@ std::vector<std::string> graph_lines(const GraphModule& gm) {
   std::vector<std::string> lines;
   for (const qb::Node& node : gm.graph.nodes()) {
     std::string target = node.op == qb::NodeOp::kCallFunction
-                             ? qb::function_display_name(node.target)
+                             ? qb::op(node.target).display_name
                              : node.target;
     std::string line = node.name + " " + qb::to_string(node.op) + " " + target;
     for (size_t i = 0; i < node.inputs.size(); ++i) line += (i ? "," : " ") + node.inputs[i];

@@ -135,3 +135,9 @@ TEST_CASE("mobilenet_v2 quantizes as PyTorch FX quantizes it, scripted and trace
 }
 
 }  // namespace
+
+TEST_CASE("resnext50_32x4d (grouped convolutions) quantizes as PyTorch FX quantizes it") {
+  const std::string dir = reference_dir("resnext50_32x4d");
+  check_parity("resnext50_32x4d", dir, "scripted");
+  check_parity("resnext50_32x4d", dir, "traced");
+}
