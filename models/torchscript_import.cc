@@ -16,6 +16,7 @@
 #include <unordered_map>
 
 #include "quant/modules.h"
+#include "quant/ops.h"
 
 namespace qb {
 
@@ -240,21 +241,41 @@ std::shared_ptr<Module> make_linear(const jit::Module& m, const LeafGraph& g) {
   return std::make_shared<Linear>(weight.size(1), weight.size(0), tensor_attr(m, "bias").defined());
 }
 
+// A pooling op's stride: an empty list is F.max_pool2d's stride=None, the kernel size.
+int64_t pool_stride(const LeafGraph& g, const jit::Node* pool, int64_t kernel) {
+  c10::IValue stride = g.constant(pool, 2, "stride");
+  return stride.isIntList() && stride.toIntVector().empty() ? kernel : g.square(pool, 2, "stride");
+}
+
+using LeafFactory = std::function<std::shared_ptr<Module>(const jit::Module&, const LeafGraph&)>;
+
 std::shared_ptr<Module> make_max_pool2d(const jit::Module&, const LeafGraph& g) {
   const jit::Node* pool = g.op({"aten::max_pool2d"});
   int64_t kernel = g.square(pool, 1, "kernel size");
-  std::vector<int64_t> stride_list;
-  c10::IValue stride = g.constant(pool, 2, "stride");
-  int64_t stride_value = stride.isIntList() && stride.toIntVector().empty()
-                             ? kernel  // F.max_pool2d's stride=None
-                             : g.square(pool, 2, "stride");
   if (g.square(pool, 4, "dilation") != 1) {
     throw ImportError(g.where() + ": dilated max-pooling is not supported");
   }
-  if (g.constant(pool, 5, "ceil_mode").toBool()) {
-    throw ImportError(g.where() + ": ceil_mode=True is not supported");
+  return std::make_shared<MaxPool2d>(kernel, pool_stride(g, pool, kernel), g.square(pool, 3, "padding"),
+                                     g.constant(pool, 5, "ceil_mode").toBool());
+}
+
+std::shared_ptr<Module> make_avg_pool2d(const jit::Module&, const LeafGraph& g) {
+  const jit::Node* pool = g.op({"aten::avg_pool2d"});
+  int64_t kernel = g.square(pool, 1, "kernel size");
+  if (!g.constant(pool, 6, "divisor_override").isNone()) {
+    throw ImportError(g.where() + ": divisor_override is not supported");
   }
-  return std::make_shared<MaxPool2d>(kernel, stride_value, g.square(pool, 3, "padding"));
+  return std::make_shared<AvgPool2d>(kernel, pool_stride(g, pool, kernel), g.square(pool, 3, "padding"),
+                                     g.constant(pool, 4, "ceil_mode").toBool(),
+                                     g.constant(pool, 5, "count_include_pad").toBool());
+}
+
+// Parameterless elementwise layers; the registry (quant/ops.h) builds them.
+LeafFactory elementwise(const char* kind) {
+  return [kind](const jit::Module&, const LeafGraph&) {
+    ModuleConfig none;
+    return op(kind).make(ModuleArgs(kind, none, [](const std::string&) { return at::Tensor(); }));
+  };
 }
 
 std::shared_ptr<Module> make_adaptive_avg_pool2d(const jit::Module&, const LeafGraph& g) {
@@ -272,8 +293,6 @@ std::shared_ptr<Module> make_dropout(const jit::Module&, const LeafGraph& g) {
   return std::make_shared<Dropout>(g.constant(dropout, 1, "p").toDouble());
 }
 
-using LeafFactory = std::function<std::shared_ptr<Module>(const jit::Module&, const LeafGraph&)>;
-
 const std::map<std::string, LeafFactory>& leaf_factories() {
   static const std::map<std::string, LeafFactory> table = {
       {"torch.nn.modules.conv.Conv2d", make_conv2d},
@@ -284,6 +303,11 @@ const std::map<std::string, LeafFactory>& leaf_factories() {
       {"torch.nn.modules.activation.ReLU6",
        [](const jit::Module&, const LeafGraph&) { return std::make_shared<ReLU6>(); }},
       {"torch.nn.modules.pooling.MaxPool2d", make_max_pool2d},
+      {"torch.nn.modules.pooling.AvgPool2d", make_avg_pool2d},
+      {"torch.nn.modules.activation.Hardswish", elementwise("Hardswish")},
+      {"torch.nn.modules.activation.Hardsigmoid", elementwise("Hardsigmoid")},
+      {"torch.nn.modules.activation.Sigmoid", elementwise("Sigmoid")},
+      {"torch.nn.modules.activation.SiLU", elementwise("SiLU")},
       {"torch.nn.modules.pooling.AdaptiveAvgPool2d", make_adaptive_avg_pool2d},
       {"torch.nn.modules.dropout.Dropout", make_dropout},
       {"torch.nn.modules.linear.Identity",
@@ -341,12 +365,17 @@ class Importer {
     if (value.kind == Value::Kind::kUnmapped) throw ImportError(value.error);
   }
 
+  // The tensors a returned value holds, in order. None entries of a returned tuple are
+  // left out: GoogLeNet's and Inception's scripted forward return their aux logits as None
+  // in eval mode.
   void flatten_tensors(const Value& value, std::vector<std::string>& out, const char* what) {
     raise_if_unmapped(value);
     if (value.kind == Value::Kind::kTensor) {
       out.push_back(value.node);
     } else if (value.kind == Value::Kind::kList) {
-      for (const Value& item : value.items) flatten_tensors(item, out, what);
+      for (const Value& item : value.items) {
+        if (item.kind != Value::Kind::kConstant || !item.constant.isNone()) flatten_tensors(item, out, what);
+      }
     } else {
       throw ImportError(origin_ + ": " + what + " holds a value that is not a tensor");
     }
@@ -436,6 +465,31 @@ class Importer {
     if (kind == "prim::Loop") {
       fail(node, path, "loops cannot be represented in a graph");
     }
+    if (kind == "aten::warn") return;  // a warning changes nothing the graph computes
+    if (kind == "prim::unchecked_cast") {  // a type refinement: the value itself is unchanged
+      bind({in.at(0)});
+      return;
+    }
+    if (kind == "aten::append" && in.at(0).kind == Value::Kind::kList) {
+      // Lists of tensors are built up in place (DenseNet's features): the list value the
+      // code reads later is the same TorchScript value, now one item longer.
+      Value& list = env[node->inputs()[0]];
+      list.items.push_back(in.at(1));
+      bind({list});
+      return;
+    }
+    if (kind == "aten::len" && in.at(0).kind == Value::Kind::kList) {
+      bind({Value::of_constant(static_cast<int64_t>(in[0].items.size()))});
+      return;
+    }
+    if (kind == "aten::__getitem__" && in.at(0).kind == Value::Kind::kList &&
+        in.at(1).kind == Value::Kind::kConstant && in[1].constant.isInt()) {
+      int64_t index = in[1].constant.toInt();
+      const auto size = static_cast<int64_t>(in[0].items.size());
+      if (index < -size || index >= size) fail(node, path, "list index out of range");
+      bind({in[0].items[index < 0 ? index + size : index]});
+      return;
+    }
     if (kind == "prim::RaiseException") {
       std::string message = in.empty() || !in[0].constant.isString() ? "" : in[0].constant.toStringRef();
       fail(node, path, "the model raises an exception here: " + message);
@@ -522,7 +576,6 @@ class Importer {
       for (c10::IValue& item : items) out.push_back(Value::of_constant(std::move(item)));
       return out;
     }
-    if (kind == "prim::unchecked_cast") return {in.at(0)};
     if (kind == "prim::Uninitialized") return {Value::of_constant(c10::IValue())};
     jit::Stack stack;
     for (const Value& v : in) stack.push_back(v.constant);
@@ -624,6 +677,16 @@ class Importer {
         {"torch.nn.functional.adaptive_avg_pool2d", "aten::adaptive_avg_pool2d"},
         {"torch.nn.functional.relu", "aten::relu"},
     };
+    // torchvision's stochastic depth is an FX leaf function (torch.fx.wrap): it stays one node.
+    if (name == "torchvision.ops.stochastic_depth.stochastic_depth") {
+      if (args.size() != 4 || !all_constant({args[1], args[2], args[3]})) {
+        fail(node, path, "stochastic_depth with arguments that are not constants");
+      }
+      raise_if_unmapped(args[0]);
+      return Value::tensor(gm_.graph.call_function(
+          "stochastic_depth", {args[0].node},
+          {{"p", args[1].constant.toDouble()}, {"mode", args[2].constant.toStringRef()}}));
+    }
     auto it = as_aten.find(name);
     if (it == as_aten.end()) return std::nullopt;
     return Value::tensor(emit_function(node, it->second, args, path));
@@ -633,7 +696,8 @@ class Importer {
     static const std::set<std::string> mapped = {
         "aten::add",  "aten::add_",    "aten::mul",     "aten::mul_",
         "aten::relu", "aten::relu_",   "aten::flatten", "aten::adaptive_avg_pool2d",
-        "aten::cat"};
+        "aten::cat",  "aten::mean",    "aten::sigmoid", "aten::sigmoid_",
+        "aten::hardsigmoid", "aten::hardsigmoid_"};
     return mapped.count(kind) != 0;
   }
 
@@ -674,6 +738,14 @@ class Importer {
       if (integer(2) != -1) call.attrs.emplace_back("end_dim", integer(2));
     } else if (kind == "aten::adaptive_avg_pool2d") {
       call = {"adaptive_avg_pool2d", {tensor(0)}, {{"output_size", ints(1)}}};
+    } else if (kind == "aten::mean") {
+      if (in.size() != 4 || !in[3].constant.isNone()) fail(node, path, "only mean over dims, without dtype, is supported");
+      if (in.at(2).kind != Value::Kind::kConstant || !in[2].constant.isBool()) fail(node, path, "keepdim is not a constant");
+      call = {"mean", {tensor(0)}, {{"dim", ints(1)}, {"keepdim", int64_t{in[2].constant.toBool()}}}};
+    } else if (kind == "aten::sigmoid" || kind == "aten::sigmoid_") {
+      call = {"sigmoid", {tensor(0)}, {}};
+    } else if (kind == "aten::hardsigmoid" || kind == "aten::hardsigmoid_") {
+      call = {"hardsigmoid", {tensor(0)}, {}};
     } else if (kind == "aten::cat") {
       std::vector<std::string> inputs;
       if (in.at(0).kind != Value::Kind::kList) fail(node, path, "cat of something not a list");

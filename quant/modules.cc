@@ -117,21 +117,55 @@ at::Tensor ReLU6::forward(const std::vector<at::Tensor>& inputs) {
   return at::hardtanh(only_input(inputs), 0.0, 6.0);
 }
 
-MaxPool2d::MaxPool2d(int64_t kernel_size, int64_t stride, int64_t padding)
-    : kernel_size_(kernel_size), stride_(stride), padding_(padding) {}
+at::Tensor Elementwise::forward(const std::vector<at::Tensor>& inputs) {
+  return kernel_(only_input(inputs));
+}
+
+MaxPool2d::MaxPool2d(int64_t kernel_size, int64_t stride, int64_t padding, bool ceil_mode)
+    : kernel_size_(kernel_size), stride_(stride), padding_(padding), ceil_mode_(ceil_mode) {}
 
 at::Tensor MaxPool2d::forward(const std::vector<at::Tensor>& inputs) {
   return at::max_pool2d(only_input(inputs), {kernel_size_, kernel_size_}, {stride_, stride_},
-                        {padding_, padding_}, {1, 1});
+                        {padding_, padding_}, {1, 1}, ceil_mode_);
 }
 
 std::string MaxPool2d::extra_repr() const {
   return "kernel_size=" + std::to_string(kernel_size_) + ", stride=" + std::to_string(stride_) +
-         ", padding=" + std::to_string(padding_) + ", dilation=1, ceil_mode=False";
+         ", padding=" + std::to_string(padding_) +
+         ", dilation=1, ceil_mode=" + (ceil_mode_ ? "True" : "False");
 }
 
 ModuleConfig MaxPool2d::config() const {
-  return {{"kernel_size", kernel_size_}, {"stride", stride_}, {"padding", padding_}};
+  return {{"kernel_size", kernel_size_},
+          {"stride", stride_},
+          {"padding", padding_},
+          {"ceil_mode", int64_t{ceil_mode_}}};
+}
+
+AvgPool2d::AvgPool2d(int64_t kernel_size, int64_t stride, int64_t padding, bool ceil_mode,
+                     bool count_include_pad)
+    : kernel_size_(kernel_size),
+      stride_(stride),
+      padding_(padding),
+      ceil_mode_(ceil_mode),
+      count_include_pad_(count_include_pad) {}
+
+at::Tensor AvgPool2d::forward(const std::vector<at::Tensor>& inputs) {
+  return at::avg_pool2d(only_input(inputs), {kernel_size_, kernel_size_}, {stride_, stride_},
+                        {padding_, padding_}, ceil_mode_, count_include_pad_);
+}
+
+std::string AvgPool2d::extra_repr() const {
+  return "kernel_size=" + std::to_string(kernel_size_) + ", stride=" + std::to_string(stride_) +
+         ", padding=" + std::to_string(padding_);
+}
+
+ModuleConfig AvgPool2d::config() const {
+  return {{"kernel_size", kernel_size_},
+          {"stride", stride_},
+          {"padding", padding_},
+          {"ceil_mode", int64_t{ceil_mode_}},
+          {"count_include_pad", int64_t{count_include_pad_}}};
 }
 
 AdaptiveAvgPool2d::AdaptiveAvgPool2d(int64_t output_height, int64_t output_width)

@@ -93,10 +93,24 @@ class ReLU6 : public ModuleBase<ReLU6> {
   at::Tensor forward(const std::vector<at::Tensor>& inputs) override;
 };
 
+/// A layer without parameters that applies one ATen function elementwise:
+/// torch.nn.Hardswish, Hardsigmoid, Sigmoid, SiLU.
+class Elementwise : public ModuleBase<Elementwise> {
+ public:
+  using Kernel = at::Tensor (*)(const at::Tensor&);
+  Elementwise(std::string kind, Kernel kernel) : kind_(std::move(kind)), kernel_(kernel) {}
+  std::string kind() const override { return kind_; }
+  at::Tensor forward(const std::vector<at::Tensor>& inputs) override;
+
+ private:
+  std::string kind_;
+  Kernel kernel_;
+};
+
 /// torch.nn.MaxPool2d with square windows.
 class MaxPool2d : public ModuleBase<MaxPool2d> {
  public:
-  MaxPool2d(int64_t kernel_size, int64_t stride, int64_t padding = 0);
+  MaxPool2d(int64_t kernel_size, int64_t stride, int64_t padding = 0, bool ceil_mode = false);
   std::string kind() const override { return "MaxPool2d"; }
   at::Tensor forward(const std::vector<at::Tensor>& inputs) override;
   std::string extra_repr() const override;
@@ -104,11 +118,31 @@ class MaxPool2d : public ModuleBase<MaxPool2d> {
   int64_t kernel_size() const { return kernel_size_; }
   int64_t stride() const { return stride_; }
   int64_t padding() const { return padding_; }
+  bool ceil_mode() const { return ceil_mode_; }
 
  private:
   int64_t kernel_size_;
   int64_t stride_;
   int64_t padding_;
+  bool ceil_mode_;
+};
+
+/// torch.nn.AvgPool2d with square windows.
+class AvgPool2d : public ModuleBase<AvgPool2d> {
+ public:
+  AvgPool2d(int64_t kernel_size, int64_t stride, int64_t padding = 0, bool ceil_mode = false,
+            bool count_include_pad = true);
+  std::string kind() const override { return "AvgPool2d"; }
+  at::Tensor forward(const std::vector<at::Tensor>& inputs) override;
+  std::string extra_repr() const override;
+  ModuleConfig config() const override;
+
+ private:
+  int64_t kernel_size_;
+  int64_t stride_;
+  int64_t padding_;
+  bool ceil_mode_;
+  bool count_include_pad_;
 };
 
 /// torch.nn.AdaptiveAvgPool2d to a fixed output size.

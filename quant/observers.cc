@@ -278,6 +278,30 @@ bool is_unobserved(const at::Tensor& min_val, const at::Tensor& max_val) {
 }
 
 // ---------------------------------------------------------------------------
+// FixedQParamsObserver: the qparams of ops whose output range is known (hardsigmoid,
+// sigmoid: [0, 1]), whatever the data.
+
+class FixedQParamsObserver : public ObserverImpl<FixedQParamsObserver> {
+ public:
+  FixedQParamsObserver(ObserverSpec spec, double scale, int64_t zero_point)
+      : ObserverImpl(std::move(spec), 0, 255) {
+    register_buffer("scale", at::tensor({scale}, at::kFloat));
+    register_buffer("zero_point", at::tensor({zero_point}, at::kInt));
+  }
+
+  std::string kind() const override { return "FixedQParamsObserver"; }
+
+  at::Tensor forward(const std::vector<at::Tensor>& inputs) override { return only_input(inputs); }
+
+  QParams calculate_qparams() const override {
+    return {tensor("scale").to(at::kDouble), tensor("zero_point").to(at::kLong),
+            QScheme::kPerTensorAffine, QDtype::kQUInt8, 0, quant_min(), quant_max()};
+  }
+
+  bool calibrated() const override { return true; }  // needs no data
+};
+
+// ---------------------------------------------------------------------------
 // MinMaxObserver and MovingAverageMinMaxObserver
 
 class MinMaxObserver : public ObserverImpl<MinMaxObserver> {
@@ -910,6 +934,10 @@ std::unique_ptr<Observer> make_observer(const ObserverSpec& spec) {
   }
   if (per_channel_kind) return std::make_unique<PerChannelMinMaxObserver>(spec, quant_min, quant_max);
   return std::make_unique<MinMaxObserver>(spec, quant_min, quant_max);
+}
+
+std::unique_ptr<Observer> make_fixed_qparams_observer(double scale, int64_t zero_point) {
+  return std::make_unique<FixedQParamsObserver>(ObserverSpec{}, scale, zero_point);
 }
 
 }  // namespace qb

@@ -115,4 +115,8 @@ class Observer : public Module {
 /// throws std::invalid_argument whose message names the offending field.
 std::unique_ptr<Observer> make_observer(const ObserverSpec& spec);
 
+/// PyTorch's FixedQParamsObserver: quint8 at (`scale`, `zero_point`) whatever it sees,
+/// for ops whose output range is known (prepare gives it to kFixedQParams ops, quant/ops.h).
+std::unique_ptr<Observer> make_fixed_qparams_observer(double scale, int64_t zero_point);
+
 }  // namespace qb

@@ -5,6 +5,7 @@
 #include <iomanip>
 #include <map>
 #include <sstream>
+#include <tuple>
 
 #include "quant/modules.h"
 #include "quant/observers.h"
@@ -211,13 +212,30 @@ void add_float_layers(std::vector<OpSpec>& ops) {
       "MaxPool2d", Domain::kAny, Observation::kShareInput,
       [](const ModuleArgs& a) {
         return std::make_shared<MaxPool2d>(a.get<int64_t>("kernel_size"), a.get<int64_t>("stride"),
-                                           a.get<int64_t>("padding"));
+                                           a.get<int64_t>("padding"),
+                                           a.get<int64_t>("ceil_mode", 0) != 0);
       },
       [](TorchScriptContext& c) {
         const Module& m = c.module();
         return "torch.max_pool2d(" + c.input(0) + ", " + ts_pair(config<int64_t>(m, "kernel_size")) +
                ", " + ts_pair(config<int64_t>(m, "stride")) + ", " +
-               ts_pair(config<int64_t>(m, "padding")) + ", [1, 1], False)";
+               ts_pair(config<int64_t>(m, "padding")) + ", [1, 1], " +
+               (config<int64_t>(m, "ceil_mode") ? "True" : "False") + ")";
+      }));
+  ops.push_back(layer(
+      "AvgPool2d", Domain::kAny, Observation::kShareInput,
+      [](const ModuleArgs& a) {
+        return std::make_shared<AvgPool2d>(a.get<int64_t>("kernel_size"), a.get<int64_t>("stride"),
+                                           a.get<int64_t>("padding"), a.get<int64_t>("ceil_mode") != 0,
+                                           a.get<int64_t>("count_include_pad") != 0);
+      },
+      [](TorchScriptContext& c) {
+        const Module& m = c.module();
+        return "torch.avg_pool2d(" + c.input(0) + ", " + ts_pair(config<int64_t>(m, "kernel_size")) +
+               ", " + ts_pair(config<int64_t>(m, "stride")) + ", " +
+               ts_pair(config<int64_t>(m, "padding")) + ", " +
+               (config<int64_t>(m, "ceil_mode") ? "True" : "False") + ", " +
+               (config<int64_t>(m, "count_include_pad") ? "True" : "False") + ")";
       }));
   ops.push_back(layer(
       "AdaptiveAvgPool2d", Domain::kAny, Observation::kShareInput,
@@ -243,6 +261,34 @@ void add_float_layers(std::vector<OpSpec>& ops) {
       "Identity", Domain::kAny, Observation::kShareInput,
       [](const ModuleArgs&) { return std::make_shared<Identity>(); },
       [](TorchScriptContext& c) { return c.input(0); }));
+
+  OpSpec hardswish = layer(
+      "Hardswish", Domain::kFloat, Observation::kNewObserver,
+      [](const ModuleArgs&) { return std::make_shared<Elementwise>("Hardswish", +[](const at::Tensor& x) { return at::hardswish(x); }); },
+      [](TorchScriptContext& c) { return "torch.hardswish(" + c.input(0) + ")"; });
+  hardswish.to_int8 = [](const Module&, const QConfig&, const OutputQParams& q) {
+    return std::make_shared<QuantizedHardswish>(q.scale, q.zero_point);
+  };
+  hardswish.eager_observed = true;
+  ops.push_back(hardswish);
+  // Their int8 kernels give quint8 at scale 1/256, zero point 0, as the fixed qparams say.
+  for (auto [name, kernel, script] :
+       {std::tuple{"Hardsigmoid", +[](const at::Tensor& x) { return at::hardsigmoid(x); }, "torch.hardsigmoid("},
+        std::tuple{"Sigmoid", +[](const at::Tensor& x) { return at::sigmoid(x); }, "torch.sigmoid("}}) {
+    OpSpec spec = layer(
+        name, Domain::kAny, Observation::kFixedQParams,
+        [name = std::string(name), kernel = kernel](const ModuleArgs&) {
+          return std::make_shared<Elementwise>(name, kernel);
+        },
+        [script = std::string(script)](TorchScriptContext& c) { return script + c.input(0) + ")"; });
+    spec.fixed_scale = 1.0 / 256;
+    ops.push_back(spec);
+  }
+  // PyTorch 1.13 has no int8 SiLU: it runs in fp32 between a dequantize and a quantize.
+  ops.push_back(layer(
+      "SiLU", Domain::kFloat, Observation::kNone,
+      [](const ModuleArgs&) { return std::make_shared<Elementwise>("SiLU", +[](const at::Tensor& x) { return at::silu(x); }); },
+      [](TorchScriptContext& c) { return "torch.silu(" + c.input(0) + ")"; }));
 }
 
 // ---------------------------------------------------------------------------
@@ -341,6 +387,16 @@ void add_eager_and_int8_layers(std::vector<OpSpec>& ops) {
                ts(config<double>(m, "scale")) + ", " + ts(config<int64_t>(m, "zero_point")) + ")";
       }));
   ops.push_back(layer(
+      "QuantizedHardswish", Domain::kInt8, Observation::kNone,
+      [](const ModuleArgs& a) {
+        return std::make_shared<QuantizedHardswish>(a.get<double>("scale"), a.get<int64_t>("zero_point"));
+      },
+      [](TorchScriptContext& c) {
+        const Module& m = c.module();
+        return "quantized.hardswish(" + c.input(0) + ", " + ts(config<double>(m, "scale")) + ", " +
+               ts(config<int64_t>(m, "zero_point")) + ")";
+      }));
+  ops.push_back(layer(
       "Quantize", Domain::kQuantize, Observation::kNone,
       [](const ModuleArgs& a) {
         return std::make_shared<Quantize>(a.get<double>("scale"), a.get<int64_t>("zero_point"),
@@ -398,8 +454,9 @@ void add_functions(std::vector<OpSpec>& ops) {
   mul.int8_function = "quantized_mul";
   ops.push_back(mul);
 
+  // PyTorch 1.13 makes all of cat's inputs and its output share the first input's observer.
   OpSpec cat = function(
-      "cat", "torch.cat", Domain::kFloat, Observation::kNewObserver,
+      "cat", "torch.cat", Domain::kFloat, Observation::kShareInput,
       [](const std::vector<at::Tensor>& in, const Node& n) { return at::cat(in, n.int_attr("dim", 0)); },
       [](TorchScriptContext& c) {
         return "torch.cat(" + c.input_list() + ", " + ts(c.node().int_attr("dim", 0)) + ")";
@@ -435,6 +492,39 @@ void add_functions(std::vector<OpSpec>& ops) {
         return "torch.adaptive_avg_pool2d(" + c.input(0) + ", " +
                ts(c.node().ints_attr("output_size", {1, 1})) + ")";
       }));
+  // torchvision.ops.stochastic_depth in eval mode: the identity. PyTorch 1.13 has no int8
+  // form, so FX runs it in fp32 between a dequantize and a quantize.
+  ops.push_back(function(
+      "stochastic_depth", "torchvision.ops.stochastic_depth.stochastic_depth", Domain::kFloat,
+      Observation::kNone,
+      [](const std::vector<at::Tensor>& in, const Node& n) {
+        expect_inputs(n, in, 1);
+        return in[0];
+      },
+      [](TorchScriptContext& c) { return c.input(0); }));
+  ops.push_back(function(
+      "mean", "mean", Domain::kAny, Observation::kShareInput,
+      [](const std::vector<at::Tensor>& in, const Node& n) {
+        expect_inputs(n, in, 1);
+        return at::mean(in[0], n.ints_attr("dim", {}), n.int_attr("keepdim", 0) != 0);
+      },
+      [](TorchScriptContext& c) {
+        return "torch.mean(" + c.input(0) + ", " + ts(c.node().ints_attr("dim", {})) + ", " +
+               (c.node().int_attr("keepdim", 0) ? "True" : "False") + ")";
+      }));
+  for (auto [name, kernel] : {std::pair{"sigmoid", +[](const at::Tensor& x) { return at::sigmoid(x); }},
+                             std::pair{"hardsigmoid", +[](const at::Tensor& x) { return at::hardsigmoid(x); }}}) {
+    OpSpec spec = function(
+        name, std::string(name == std::string("sigmoid") ? "torch." : "torch.nn.functional.") + name,
+        Domain::kAny, Observation::kFixedQParams,
+        [kernel = kernel](const std::vector<at::Tensor>& in, const Node& n) {
+          expect_inputs(n, in, 1);
+          return kernel(in[0]);
+        },
+        [name = std::string(name)](TorchScriptContext& c) { return "torch." + name + "(" + c.input(0) + ")"; });
+    spec.fixed_scale = 1.0 / 256;
+    ops.push_back(spec);
+  }
   ops.push_back(function(
       "contiguous", "torch.Tensor.contiguous", Domain::kLayout, Observation::kNone,
       [](const std::vector<at::Tensor>& in, const Node& n) {

@@ -40,6 +40,11 @@ enum class Observation {
   /// the input's observer (max-pool, average pool, flatten, relu, relu6). Quantized only
   /// when its input is.
   kShareInput,
+  /// The output's qparams are fixed by the op's range, whatever the data: PyTorch's
+  /// FixedQParamsObserver (hardsigmoid, sigmoid: scale 1/256, zero point 0). quantbench
+  /// uses it whatever the qconfig's activation observer says, which is what PyTorch's
+  /// get_default_qconfig_mapping sets up for these ops.
+  kFixedQParams,
 };
 
 /// What the op computes on in a converted model.
@@ -83,6 +88,14 @@ class ModuleArgs {
       throw ModuleArgsError("config entry '" + key + "' has the wrong type");
     }
     throw ModuleArgsError("config entry '" + key + "' is missing");
+  }
+  /// The config entry `key`, or `fallback` when absent (entries added after files were saved).
+  template <typename T>
+  T get(const std::string& key, T fallback) const {
+    for (const auto& [name, value] : config_) {
+      if (name == key) return get<T>(key);
+    }
+    return fallback;
   }
   /// The stored tensor `name` (a layer built from its config alone gets its tensors later).
   at::Tensor tensor(const std::string& name) const { return tensor_(name); }
@@ -140,6 +153,9 @@ struct OpSpec {
   Observation observation = Observation::kNone;
   /// The object_type whose qconfig applies: a fused layer takes its first op's ("Conv2d").
   std::string qconfig_kind;
+  /// kFixedQParams: the output's quint8 qparams.
+  double fixed_scale = 0;
+  int64_t fixed_zero_point = 0;
   /// Functions: the fp32 (or int8, per `domain`) kernel.
   Function function;
   /// Layers: how to rebuild one from its config and tensors.

@@ -43,6 +43,20 @@ class ObserverInserter {
     attach(value, std::shared_ptr<Module>(make_observer(spec)));
   }
 
+  // Observes `value` with `observer` unless it already has one.
+  void observe(const std::string& value, std::unique_ptr<Observer> observer) {
+    if (observer_of_.count(value)) return;
+    attach(value, std::shared_ptr<Module>(std::move(observer)));
+  }
+
+  // Makes the observer node of `value` run the observer module of `source`, so both see
+  // each other's data and give one set of qparams (FX's
+  // maybe_make_input_output_share_observers, which does this to cat's inputs).
+  void unify(const std::string& value, const std::string& source) {
+    const std::string& path = gm_.graph.node(observer_of_.at(value)).target;
+    gm_.replace_module(path, gm_.module_ptr(gm_.graph.node(observer_of_.at(source)).target));
+  }
+
   // Observes `value` with the observer of `source` (same module, new node).
   void share(const std::string& value, const std::string& source) {
     attach(value, gm_.module_ptr(gm_.graph.node(observer_of_.at(source)).target));
@@ -94,22 +108,31 @@ GraphModule prepare(const GraphModule& model, const QConfigMapping& mapping) {
     const OpSpec& spec = *node_op(gm, node);
     gm.qconfigs[node.name] = *qconfig;
 
+    if (spec.observation == Observation::kShareInput && node.inputs.size() > 1) {
+      // cat: every input and the output share the first input's observer.
+      for (const std::string& input : node.inputs) inserter.observe(input, qconfig->activation);
+      for (size_t i = 1; i < node.inputs.size(); ++i) inserter.unify(node.inputs[i], node.inputs[0]);
+      for (const std::string& input : node.inputs) quantized.insert(input);
+      inserter.share(node.name, node.inputs[0]);
+      quantized.insert(node.name);
+      continue;
+    }
     if (spec.observation == Observation::kShareInput) {
-      // Follows its input: quantized only when the input is.
+      // Observes its input (as prepare_fx inserts input observers for every op it
+      // quantizes, whatever produced the input), and its output shares that observer.
       const std::string& input = node.inputs.at(0);
-      if (!quantized.count(input)) continue;
       if (deferred.count(input)) {
         // add -> relu: one observer after the relu, as the (relu, add) pattern has it.
         inserter.observe(node.name, qconfig->activation);
       } else {
+        inserter.observe(input, qconfig->activation);
         inserter.share(node.name, input);
       }
+      quantized.insert(input);
       quantized.insert(node.name);
       continue;
     }
 
-    // An op without an int8 kernel of its own (dropout) is quantized only when its input is.
-    if (spec.domain == Domain::kAny && !quantized.count(node.inputs.at(0))) continue;
     for (const std::string& input : node.inputs) inserter.observe(input, qconfig->activation);
     for (const std::string& input : node.inputs) quantized.insert(input);
     quantized.insert(node.name);
@@ -120,6 +143,8 @@ GraphModule prepare(const GraphModule& model, const QConfigMapping& mapping) {
                         node_qconfig(gm, mapping, gm.graph.node(users[0])).has_value();
     if (relu_follows) {
       deferred.insert(node.name);
+    } else if (spec.observation == Observation::kFixedQParams) {
+      inserter.observe(node.name, make_fixed_qparams_observer(spec.fixed_scale, spec.fixed_zero_point));
     } else {
       inserter.observe(node.name, qconfig->activation);
     }

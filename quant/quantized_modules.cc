@@ -205,6 +205,21 @@ QuantizedBatchNorm2d::QuantizedBatchNorm2d(const BatchNorm2d& bn, double scale,
   register_buffer("zero_point", at::scalar_tensor(zero_point, at::kLong));
 }
 
+QuantizedHardswish::QuantizedHardswish(double scale, int64_t zero_point)
+    : scale_(scale), zero_point_(zero_point) {
+  register_buffer("scale", at::scalar_tensor(scale, at::kFloat));
+  register_buffer("zero_point", at::scalar_tensor(zero_point, at::kLong));
+}
+
+at::Tensor QuantizedHardswish::forward(const std::vector<at::Tensor>& inputs) {
+  return call_quantized_op("quantized::hardswish", "", {only_input(inputs), scale_, zero_point_})
+      .toTensor();
+}
+
+std::string QuantizedHardswish::extra_repr() const {
+  return "scale=" + py_float(scale_) + ", zero_point=" + std::to_string(zero_point_);
+}
+
 at::Tensor QuantizedBatchNorm2d::forward(const std::vector<at::Tensor>& inputs) {
   return call_quantized_op("quantized::batch_norm2d", "",
                            {only_input(inputs), c10::optional<at::Tensor>(tensor("weight")),

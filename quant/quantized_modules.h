@@ -112,6 +112,21 @@ class QFunctional : public ModuleBase<QFunctional> {
   int64_t zero_point_;
 };
 
+/// torch.ao.nn.quantized.Hardswish: quint8 in, quint8 out at (scale, zero_point).
+class QuantizedHardswish : public ModuleBase<QuantizedHardswish> {
+ public:
+  QuantizedHardswish(double scale, int64_t zero_point);
+  std::string kind() const override { return "QuantizedHardswish"; }
+  at::Tensor forward(const std::vector<at::Tensor>& inputs) override;
+  std::string extra_repr() const override;
+  /// scale and zero_point.
+  ModuleConfig config() const override { return {{"scale", scale_}, {"zero_point", zero_point_}}; }
+
+ private:
+  double scale_;
+  int64_t zero_point_;
+};
+
 /// torch.ao.nn.quantized.BatchNorm2d: a BatchNorm eager mode left unfused, on int8
 /// tensors, giving (scale, zero_point).
 class QuantizedBatchNorm2d : public ModuleBase<QuantizedBatchNorm2d> {

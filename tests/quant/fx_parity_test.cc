@@ -11,6 +11,7 @@
 
 #include <ATen/ATen.h>
 #include <nlohmann/json.hpp>
+#include <torch/csrc/jit/serialization/import.h>
 
 #include "tests/catch.h"
 
@@ -22,6 +23,7 @@
 #include <string>
 
 #include "models/checkpoint.h"
+#include "models/torchscript_export.h"
 #include "models/torchscript_import.h"
 #include "quant/calibrate.h"
 #include "quant/convert.h"
@@ -57,7 +59,17 @@ double sqnr_db(const at::Tensor& reference, const at::Tensor& other) {
   return 10 * std::log10(signal / noise);
 }
 
-void check_parity(const std::string& model, const std::string& dir, const std::string& form) {
+// What must equal PyTorch FX's: the observers (names, placement, qparams) and the int8 logits.
+struct Expect {
+  bool same_observers = true;
+  /// 0: the logits must be bit-identical; otherwise the largest difference allowed.
+  double logit_tolerance = 0;
+  /// Least SQNR of our int8 logits against the fp32 model's.
+  double min_sqnr_db = 20;
+};
+
+void check_parity(const std::string& model, const std::string& dir, const std::string& form,
+                  const Expect& expect = {}) {
   INFO(model << " " << form);
   REQUIRE(kIsaCapped);
   at::NoGradGuard no_grad;
@@ -84,9 +96,9 @@ void check_parity(const std::string& model, const std::string& dir, const std::s
     if (qb::is_observer_node(prepared, node)) ours[node.name] = &node;
   }
   nlohmann::json fx = read_json(dir + "/fx_observers.json");
-  CHECK(ours.size() == fx.size());
+  if (expect.same_observers) CHECK(ours.size() == fx.size());
   double worst_scale = 0;
-  for (const auto& want : fx) {
+  for (const auto& want : expect.same_observers ? fx : nlohmann::json::array()) {
     const std::string name = want["name"];
     INFO(name);
     auto it = ours.find(name);
@@ -109,11 +121,23 @@ void check_parity(const std::string& model, const std::string& dir, const std::s
   at::Tensor fx_logits = saved(dir + "/fx_int8_logits.pt");
   double largest = (logits - fx_logits).abs().max().item<double>();
   // The figures the test log keeps for the record (bazel test --test_output=all).
-  std::printf("%s %s: largest relative scale difference %.3g, largest logit difference %.3g, "
+  const std::string scales = expect.same_observers ? c10::str(worst_scale) : "not compared";
+  std::printf("%s %s: largest relative scale difference %s, largest logit difference %.3g, "
               "SQNR against fp32 %.2f dB\n",
-              model.c_str(), form.c_str(), worst_scale, largest,
+              model.c_str(), form.c_str(), scales.c_str(), largest,
               sqnr_db(saved(dir + "/fp32_logits.pt"), logits));
-  CHECK(at::equal(logits, fx_logits));
+  const double sqnr = sqnr_db(saved(dir + "/fp32_logits.pt"), logits);
+  CHECK(sqnr > expect.min_sqnr_db);
+  if (expect.logit_tolerance == 0) {
+    CHECK(at::equal(logits, fx_logits));
+  } else {
+    CHECK(largest <= expect.logit_tolerance);
+  }
+
+  // The TorchScript export computes the same, run by LibTorch's own executor.
+  const std::string exported = dir + "/" + form + "_int8_export.pt";
+  qb::export_torchscript(converted, exported);
+  CHECK(at::equal(torch::jit::load(exported).forward({x}).toTensor(), logits));
 }
 
 TEST_CASE("resnet18 quantizes as PyTorch FX quantizes it, scripted and traced") {
@@ -140,4 +164,43 @@ TEST_CASE("resnext50_32x4d (grouped convolutions) quantizes as PyTorch FX quanti
   const std::string dir = reference_dir("resnext50_32x4d");
   check_parity("resnext50_32x4d", dir, "scripted");
   check_parity("resnext50_32x4d", dir, "traced");
+}
+
+TEST_CASE("mobilenet_v3_large (hardswish, fixed-qparams hardsigmoid, squeeze-excitation mul)") {
+  const std::string dir = reference_dir("mobilenet_v3_large");
+  check_parity("mobilenet_v3_large", dir, "scripted");
+  check_parity("mobilenet_v3_large", dir, "traced");
+}
+
+TEST_CASE("squeezenet1_1 (cat sharing one observer, ceil_mode max-pooling)") {
+  const std::string dir = reference_dir("squeezenet1_1");
+  check_parity("squeezenet1_1", dir, "scripted");
+  check_parity("squeezenet1_1", dir, "traced");
+}
+
+TEST_CASE("mnasnet0_5 (mean over the spatial dimensions)") {
+  const std::string dir = reference_dir("mnasnet0_5");
+  check_parity("mnasnet0_5", dir, "scripted");
+  check_parity("mnasnet0_5", dir, "traced");
+}
+
+TEST_CASE("googlenet (scripted forward returns a tuple with None aux logits)") {
+  const std::string dir = reference_dir("googlenet");
+  check_parity("googlenet", dir, "scripted");
+  check_parity("googlenet", dir, "traced");
+}
+
+// Known gaps, measured rather than hidden (docs/bring_your_own_model.md lists them).
+TEST_CASE("efficientnet_b0: PyTorch FX's observers, logits within 1e-3 of FX's") {
+  const std::string dir = reference_dir("efficientnet_b0");
+  check_parity("efficientnet_b0", dir, "scripted", {true, 1e-3, 30});
+  // Tracing leaves no trace of eval-mode StochasticDepth, which FX keeps as a node with
+  // an observer after it: one observer fewer per block, the same qparams where they meet.
+  check_parity("efficientnet_b0", dir, "traced", {false, 1e-3, 30});
+}
+
+TEST_CASE("densenet121 imports and quantizes; PyTorch FX also quantizes its standalone BatchNorms") {
+  const std::string dir = reference_dir("densenet121");
+  check_parity("densenet121", dir, "scripted", {false, 0.2, 25});
+  check_parity("densenet121", dir, "traced", {false, 0.2, 25});
 }

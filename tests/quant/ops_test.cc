@@ -19,6 +19,12 @@ using qb::Observation;
 using qb::OpForm;
 using qb::OpSpec;
 
+const qb::ModuleConfig kNoConfig;
+
+qb::ModuleArgs no_args(const std::string& kind) {
+  return qb::ModuleArgs(kind, kNoConfig, [](const std::string&) { return at::Tensor(); });
+}
+
 // One instance of every layer kind the registry knows. A new layer entry without a sample
 // here fails the completeness test below, so each one is built, rebuilt and exported.
 std::map<std::string, std::function<std::shared_ptr<qb::Module>()>> layer_samples() {
@@ -44,7 +50,13 @@ std::map<std::string, std::function<std::shared_ptr<qb::Module>()>> layer_sample
       {"BatchNorm2d", [] { return std::make_shared<qb::BatchNorm2d>(6, 1e-3, 0.01); }},
       {"ReLU", [] { return std::make_shared<qb::ReLU>(); }},
       {"ReLU6", [] { return std::make_shared<qb::ReLU6>(); }},
-      {"MaxPool2d", [] { return std::make_shared<qb::MaxPool2d>(3, 2, 1); }},
+      {"MaxPool2d", [] { return std::make_shared<qb::MaxPool2d>(3, 2, 1, true); }},
+      {"AvgPool2d", [] { return std::make_shared<qb::AvgPool2d>(2, 2, 0, false, true); }},
+      {"Hardswish", [] { return qb::op("Hardswish").make(no_args("Hardswish")); }},
+      {"Hardsigmoid", [] { return qb::op("Hardsigmoid").make(no_args("Hardsigmoid")); }},
+      {"Sigmoid", [] { return qb::op("Sigmoid").make(no_args("Sigmoid")); }},
+      {"SiLU", [] { return qb::op("SiLU").make(no_args("SiLU")); }},
+      {"QuantizedHardswish", [] { return std::make_shared<qb::QuantizedHardswish>(0.02, 3); }},
       {"AdaptiveAvgPool2d", [] { return std::make_shared<qb::AdaptiveAvgPool2d>(2, 3); }},
       {"Dropout", [] { return std::make_shared<qb::Dropout>(0.25); }},
       {"Identity", [] { return std::make_shared<qb::Identity>(); }},
