@@ -611,6 +611,11 @@ class Importer {
     const Value& self = in.at(0);
     if (self.kind != Value::Kind::kModule) fail(node, path, "method '" + method + "' of a value");
     const std::string cls = class_name(*self.module);
+    // A traced file keeps calls of layers the trace went around (nn.Identity, eval-mode
+    // StochasticDepth) as calls without arguments that return None.
+    if (in.size() == 1 && node->output()->type()->kind() == c10::TypeKind::NoneType) {
+      return {Value::of_constant(c10::IValue())};
+    }
     if (is_torch_nn(cls) && !is_container(cls)) {
       // Traced files name a layer's second call forward1, its third forward2, ...
       if (method.rfind("forward", 0) != 0) {

@@ -99,6 +99,14 @@ TEST_CASE("a traced zoo model imports as the zoo builds it and runs at another b
   for (const ZooCase& c : kCases) check_against_zoo(c, "traced");
 }
 
+TEST_CASE("a traced layer the trace went around (nn.Identity) leaves no node") {
+  qb::GraphModule imported = qb::import_torchscript(model_file("identity.traced.pt"));
+  CHECK_FALSE(imported.has_module("skip"));
+  at::NoGradGuard no_grad;
+  at::Tensor logits = qb::Interpreter(imported).run(saved_tensor("identity.input.pt"));
+  CHECK(at::allclose(logits, saved_tensor("identity.logits.pt"), 1e-5, 1e-6));
+}
+
 TEST_CASE("what a graph cannot hold is an error naming the op, the module and the line") {
   const std::string control_flow = model_file("control_flow.pt");
   CHECK_THROWS_WITH(qb::import_torchscript(control_flow),

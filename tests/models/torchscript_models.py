@@ -13,7 +13,7 @@ from the seeded generator as make_zoo_fixtures.py does, in OUTDIR:
   <case>.input.pt     {"tensor": x}, a batch of 2
   <case>.logits.pt    {"tensor": model(x)}
 and models the importer must refuse, each scripted: control_flow.pt (an `if` on a
-tensor's value), unsupported_op.pt (torch.sin in a user module), unsupported_layer.pt
+tensor's value), identity.traced.pt (a traced nn.Identity), unsupported_op.pt (torch.sin in a user module), unsupported_layer.pt
 (nn.GELU), parameter_in_code.pt (a parameter read by functional code).
 """
 
@@ -78,6 +78,16 @@ class UnsupportedLayer(nn.Module):
         return self.act(self.conv(x))
 
 
+class WithIdentity(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.skip = nn.Identity()
+
+    def forward(self, x):
+        return self.skip(self.conv(x)).mean([2, 3])
+
+
 class ParameterInCode(nn.Module):
     def __init__(self):
         super().__init__()
@@ -112,6 +122,13 @@ def main():
                       ("unsupported_layer", UnsupportedLayer),
                       ("parameter_in_code", ParameterInCode)]:
         torch.jit.save(torch.jit.script(cls().eval()), os.path.join(out, name + ".pt"))
+    # Tracing goes around nn.Identity, leaving a call without arguments that returns None.
+    torch.manual_seed(1)
+    identity = WithIdentity().eval()
+    x = torch.randn(2, 3, 8, 8)
+    torch.jit.save(torch.jit.trace(identity, x), os.path.join(out, "identity.traced.pt"))
+    torch.save({"tensor": x}, os.path.join(out, "identity.input.pt"))
+    torch.save({"tensor": identity(x).detach()}, os.path.join(out, "identity.logits.pt"))
 
 
 if __name__ == "__main__":
