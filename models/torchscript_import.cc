@@ -54,7 +54,9 @@ std::string module_label(const std::string& path) {
 struct Value {
   /// kUnmapped: the result of an op we cannot map. Using it is an error, raised where the
   /// value is used, so that a tensor-valued `if` condition is reported as control flow.
-  enum class Kind { kTensor, kModule, kConstant, kList, kUnmapped };
+  /// kSize: an integer known only when the graph runs, size(node, dim) floor-divided by
+  /// `divisor` (ShuffleNet's channel shuffle); kSizes: all sizes of a tensor, x.size().
+  enum class Kind { kTensor, kModule, kConstant, kList, kUnmapped, kSize, kSizes };
   Kind kind = Kind::kConstant;
   std::string node;                      // kTensor: the graph node that produces it
   std::optional<jit::Module> module;     // kModule
@@ -62,6 +64,8 @@ struct Value {
   c10::IValue constant;                  // kConstant
   std::vector<Value> items;              // kList: a list or tuple holding tensors
   std::string error;                     // kUnmapped: why it could not be mapped
+  int64_t dim = 0;                       // kSize: of `node`
+  int64_t divisor = 1;                   // kSize
 
   static Value tensor(std::string node) {
     Value v;
@@ -79,6 +83,13 @@ struct Value {
   static Value of_constant(c10::IValue constant) {
     Value v;
     v.constant = std::move(constant);
+    return v;
+  }
+  static Value size(std::string node, int64_t dim) {
+    Value v;
+    v.kind = Kind::kSize;
+    v.node = std::move(node);
+    v.dim = dim;
     return v;
   }
   static Value unmapped(std::string error) {
@@ -466,6 +477,22 @@ class Importer {
       fail(node, path, "loops cannot be represented in a graph");
     }
     if (kind == "aten::warn") return;  // a warning changes nothing the graph computes
+    if (std::optional<Value> size = size_arithmetic(kind, in)) {
+      bind({*size});
+      return;
+    }
+    if ((kind == "prim::ListUnpack") && in.at(0).kind == Value::Kind::kSizes) {
+      std::vector<Value> sizes;
+      for (size_t d = 0; d < node->outputs().size(); ++d) {
+        sizes.push_back(Value::size(in[0].node, static_cast<int64_t>(d)));
+      }
+      bind(sizes);
+      return;
+    }
+    if (kind == "aten::chunk") {
+      bind({chunks(node, in, path)});
+      return;
+    }
     if (kind == "prim::unchecked_cast") {  // a type refinement: the value itself is unchanged
       bind({in.at(0)});
       return;
@@ -537,6 +564,81 @@ class Importer {
     // TorchScript value see the result.
     if (kind.back() == '_' && !node->inputs().empty()) env[node->inputs()[0]] = result;
     bind({result});
+  }
+
+  // Sizes read from tensors and the integer arithmetic on them, as scripted files
+  // (x.size(), //) and traced ones (aten::size, NumToTensor, floor_divide, Int) spell it.
+  static std::optional<Value> size_arithmetic(const std::string& kind, const std::vector<Value>& in) {
+    auto tensor_input = [&] { return in.at(0).kind == Value::Kind::kTensor; };
+    if (kind == "aten::size" && in.size() == 1 && tensor_input()) {
+      Value sizes;
+      sizes.kind = Value::Kind::kSizes;
+      sizes.node = in[0].node;
+      return sizes;
+    }
+    if (kind == "aten::size" && in.size() == 2 && tensor_input() &&
+        in[1].kind == Value::Kind::kConstant && in[1].constant.isInt()) {
+      return Value::size(in[0].node, in[1].constant.toInt());
+    }
+    if (in.empty() || in[0].kind != Value::Kind::kSize) return std::nullopt;
+    if (kind == "prim::NumToTensor" || kind == "aten::Int") return in[0];
+    if ((kind == "aten::floordiv" || kind == "aten::floor_divide") && in.size() == 2 &&
+        in[1].kind == Value::Kind::kConstant) {
+      const c10::IValue& d = in[1].constant;
+      int64_t divisor = d.isInt() ? d.toInt() : d.isTensor() ? d.toTensor().item<int64_t>() : 0;
+      if (divisor < 1) return std::nullopt;
+      Value quotient = in[0];
+      quotient.divisor *= divisor;  // floor(floor(a / b) / c) = floor(a / (b c)) for a >= 0
+      return quotient;
+    }
+    return std::nullopt;
+  }
+
+  // x.chunk(n, dim): one graph node per piece.
+  Value chunks(const jit::Node* node, const std::vector<Value>& in, const std::string& path) {
+    if (in.at(0).kind != Value::Kind::kTensor || in.at(1).kind != Value::Kind::kConstant ||
+        in.at(2).kind != Value::Kind::kConstant) {
+      fail(node, path, "chunk of a tensor into a constant number of pieces along a constant dim");
+    }
+    Value pieces;
+    pieces.kind = Value::Kind::kList;
+    const int64_t n = in[1].constant.toInt();
+    for (int64_t i = 0; i < n; ++i) {
+      pieces.items.push_back(Value::tensor(gm_.graph.call_function(
+          "chunk", {in[0].node}, {{"chunks", n}, {"dim", in[2].constant.toInt()}, {"index", i}})));
+    }
+    return pieces;
+  }
+
+  // view / reshape: the target sizes as the "reshape" function's `sizes` (quant/ops.h):
+  // constants, or sizes of the tensors it reads besides the one reshaped.
+  FunctionCall reshape(const jit::Node* node, const std::vector<Value>& in, const std::string& path) {
+    FunctionCall call{"reshape", {in.at(0).node}, {}};
+    std::vector<Value> items;
+    if (in.at(1).kind == Value::Kind::kList) {
+      items = in[1].items;
+    } else if (in[1].kind == Value::Kind::kConstant && in[1].constant.isIntList()) {
+      for (int64_t v : in[1].constant.toIntVector()) items.push_back(Value::of_constant(v));
+    } else if (in[1].kind == Value::Kind::kSizes) {
+      fail(node, path, "view to the sizes of a whole tensor (use view_as)");
+    } else {
+      fail(node, path, "view to sizes that are neither constants nor sizes of tensors");
+    }
+    std::string sizes;
+    for (const Value& item : items) {
+      if (!sizes.empty()) sizes += ",";
+      if (item.kind == Value::Kind::kConstant && item.constant.isInt()) {
+        sizes += std::to_string(item.constant.toInt());
+        continue;
+      }
+      if (item.kind != Value::Kind::kSize) fail(node, path, "view to a size computed in a way a graph cannot hold");
+      auto source = std::find(call.inputs.begin(), call.inputs.end(), item.node);
+      if (source == call.inputs.end()) source = call.inputs.insert(call.inputs.end(), item.node);
+      sizes += "i" + std::to_string(source - call.inputs.begin()) + "." + std::to_string(item.dim);
+      if (item.divisor != 1) sizes += "/" + std::to_string(item.divisor);
+    }
+    call.attrs = {{"sizes", sizes}};
+    return call;
   }
 
   static bool all_constant(const std::vector<Value>& values) {
@@ -702,7 +804,8 @@ class Importer {
         "aten::add",  "aten::add_",    "aten::mul",     "aten::mul_",
         "aten::relu", "aten::relu_",   "aten::flatten", "aten::adaptive_avg_pool2d",
         "aten::cat",  "aten::mean",    "aten::sigmoid", "aten::sigmoid_",
-        "aten::hardsigmoid", "aten::hardsigmoid_"};
+        "aten::hardsigmoid", "aten::hardsigmoid_", "aten::view", "aten::reshape",
+        "aten::transpose", "aten::contiguous"};
     return mapped.count(kind) != 0;
   }
 
@@ -751,6 +854,14 @@ class Importer {
       call = {"sigmoid", {tensor(0)}, {}};
     } else if (kind == "aten::hardsigmoid" || kind == "aten::hardsigmoid_") {
       call = {"hardsigmoid", {tensor(0)}, {}};
+    } else if (kind == "aten::view" || kind == "aten::reshape") {
+      call = reshape(node, in, path);
+    } else if (kind == "aten::transpose") {
+      call = {"transpose", {tensor(0)}, {{"dim0", integer(1)}, {"dim1", integer(2)}}};
+    } else if (kind == "aten::contiguous") {
+      // MemoryFormat 0 is torch.contiguous_format; channels-last layouts are ours to choose.
+      if (integer(1) != 0) fail(node, path, "only contiguous(memory_format=torch.contiguous_format) is supported");
+      call = {"contiguous", {tensor(0)}, {}};
     } else if (kind == "aten::cat") {
       std::vector<std::string> inputs;
       if (in.at(0).kind != Value::Kind::kList) fail(node, path, "cat of something not a list");

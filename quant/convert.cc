@@ -96,6 +96,12 @@ class Lowering {
     return forms.int8;
   }
 
+  // `value` as it exists: int8 if it has been quantized, else fp32.
+  const std::string& any_form(const std::string& value) const {
+    const Forms& forms = env_.at(resolve(value));
+    return forms.int8.empty() ? forms.fp32 : forms.int8;
+  }
+
   bool is_int8(const std::string& value) const { return !env_.at(resolve(value)).int8.empty(); }
 
   void keep_module(const std::string& path) {
@@ -160,10 +166,13 @@ class Lowering {
           {{"scale", q.scale}, {"zero_point", q.zero_point}}, "add_relu");
       return true;
     }
-    if (spec.domain == Domain::kAny) {
-      // Runs on the int8 tensor as it is; qparams pass through unchanged.
-      if (!is_int8(node.inputs.at(0))) return false;
+    if (runs_on_int8_as_is(spec)) {
+      // Runs on the int8 tensor as it is (quantized first if only its fp32 form exists);
+      // qparams pass through unchanged.
+      if (!qparams(node.inputs.at(0)) && !is_int8(node.inputs.at(0))) return false;
       std::vector<std::string> inputs = {int8(node.inputs[0])};
+      // Inputs read only for their sizes go in whichever form they exist.
+      for (size_t i = 1; i < node.inputs.size(); ++i) inputs.push_back(any_form(node.inputs[i]));
       if (node.op == NodeOp::kCallModule) {
         keep_module(node.target);
         env_[node.name].int8 = out_.graph.call_module(node.target, inputs, node.name);

@@ -83,6 +83,39 @@ at::Tensor float_bias(const Module& module) {
   return at::Tensor();
 }
 
+// One entry of reshape's `sizes`: a constant (input < 0), or size `value` of input
+// `input` floor-divided by `divisor`.
+struct ReshapeSize {
+  int64_t input = -1;
+  int64_t value = 0;
+  int64_t divisor = 1;
+};
+
+std::vector<ReshapeSize> parse_reshape_sizes(const Node& node) {
+  std::vector<ReshapeSize> sizes;
+  std::istringstream in(node.string_attr("sizes", ""));
+  for (std::string entry; std::getline(in, entry, ',');) {
+    ReshapeSize size;
+    try {
+      if (!entry.empty() && entry[0] == 'i') {
+        size_t dot = entry.find('.'), slash = entry.find('/');
+        size.input = std::stoll(entry.substr(1, dot - 1));
+        size.value = std::stoll(entry.substr(dot + 1, slash - dot - 1));
+        if (slash != std::string::npos) size.divisor = std::stoll(entry.substr(slash + 1));
+      } else {
+        size.value = std::stoll(entry);
+      }
+    } catch (const std::exception&) {
+      throw GraphError("node '" + node.name + "': bad reshape size '" + entry + "'");
+    }
+    if (size.divisor < 1 || (size.input >= 0 && static_cast<size_t>(size.input) >= node.inputs.size())) {
+      throw GraphError("node '" + node.name + "': bad reshape size '" + entry + "'");
+    }
+    sizes.push_back(size);
+  }
+  return sizes;
+}
+
 // Entries for a module and a function, filled in by the table below.
 OpSpec layer(std::string name, Domain domain, Observation observation, ModuleFactory make,
              TorchScriptForm torchscript) {
@@ -512,6 +545,54 @@ void add_functions(std::vector<OpSpec>& ops) {
         return "torch.mean(" + c.input(0) + ", " + ts(c.node().ints_attr("dim", {})) + ", " +
                (c.node().int_attr("keepdim", 0) ? "True" : "False") + ")";
       }));
+  // x.view / x.reshape to `sizes`: entries are integers (-1 as in PyTorch) or "i<k>.<d>"
+  // (size d of input k), optionally "/<n>" (floor-divided by n); input 0 is the tensor
+  // reshaped, the others are read only for their sizes (ShuffleNet's channel shuffle).
+  OpSpec reshape = function(
+      "reshape", "torch.Tensor.reshape", Domain::kAny, Observation::kShareInput,
+      [](const std::vector<at::Tensor>& in, const Node& n) {
+        std::vector<int64_t> sizes;
+        for (const ReshapeSize& size : parse_reshape_sizes(n)) {
+          sizes.push_back(size.input < 0 ? size.value
+                                         : in.at(static_cast<size_t>(size.input)).size(size.value) / size.divisor);
+        }
+        return in.at(0).reshape(sizes);
+      },
+      [](TorchScriptContext& c) {
+        std::string list;
+        for (const ReshapeSize& size : parse_reshape_sizes(c.node())) {
+          if (!list.empty()) list += ", ";
+          list += size.input < 0 ? ts(size.value)
+                                 : c.input(static_cast<size_t>(size.input)) + ".size(" + ts(size.value) + ")";
+          if (size.divisor != 1) list += " // " + ts(size.divisor);
+        }
+        return c.input(0) + ".reshape([" + list + "])";
+      });
+  reshape.data_inputs = 1;
+  ops.push_back(reshape);
+  ops.push_back(function(
+      "transpose", "torch.transpose", Domain::kAny, Observation::kShareInput,
+      [](const std::vector<at::Tensor>& in, const Node& n) {
+        expect_inputs(n, in, 1);
+        return in[0].transpose(n.int_attr("dim0", 0), n.int_attr("dim1", 1));
+      },
+      [](TorchScriptContext& c) {
+        return "torch.transpose(" + c.input(0) + ", " + ts(c.node().int_attr("dim0", 0)) + ", " +
+               ts(c.node().int_attr("dim1", 1)) + ")";
+      }));
+  // One piece of x.chunk(chunks, dim): the importer makes one node per piece.
+  ops.push_back(function(
+      "chunk", "torch.chunk", Domain::kAny, Observation::kShareInput,
+      [](const std::vector<at::Tensor>& in, const Node& n) {
+        expect_inputs(n, in, 1);
+        return in[0].chunk(n.int_attr("chunks", 1), n.int_attr("dim", 0)).at(
+            static_cast<size_t>(n.int_attr("index", 0)));
+      },
+      [](TorchScriptContext& c) {
+        const Node& n = c.node();
+        return "torch.chunk(" + c.input(0) + ", " + ts(n.int_attr("chunks", 1)) + ", " +
+               ts(n.int_attr("dim", 0)) + ")[" + ts(n.int_attr("index", 0)) + "]";
+      }));
   for (auto [name, kernel] : {std::pair{"sigmoid", +[](const at::Tensor& x) { return at::sigmoid(x); }},
                              std::pair{"hardsigmoid", +[](const at::Tensor& x) { return at::hardsigmoid(x); }}}) {
     OpSpec spec = function(
@@ -526,7 +607,7 @@ void add_functions(std::vector<OpSpec>& ops) {
     ops.push_back(spec);
   }
   ops.push_back(function(
-      "contiguous", "torch.Tensor.contiguous", Domain::kLayout, Observation::kNone,
+      "contiguous", "torch.Tensor.contiguous", Domain::kLayout, Observation::kShareInput,
       [](const std::vector<at::Tensor>& in, const Node& n) {
         expect_inputs(n, in, 1);
         std::string format = n.string_attr("memory_format", "contiguous_format");
@@ -634,6 +715,15 @@ const OpSpec& op(const std::string& name) {
   const OpSpec* spec = find_op(name);
   if (!spec) throw GraphError("unknown op '" + name + "'");
   return *spec;
+}
+
+bool runs_on_int8_as_is(const OpSpec& spec) {
+  return spec.domain == Domain::kAny || spec.domain == Domain::kLayout;
+}
+
+std::vector<std::string> data_inputs(const OpSpec& spec, const Node& node) {
+  if (spec.data_inputs == 0 || spec.data_inputs >= node.inputs.size()) return node.inputs;
+  return {node.inputs.begin(), node.inputs.begin() + static_cast<std::ptrdiff_t>(spec.data_inputs)};
 }
 
 const OpSpec& op_of(const GraphModule& gm, const Node& node) {

@@ -153,6 +153,9 @@ struct OpSpec {
   Observation observation = Observation::kNone;
   /// The object_type whose qconfig applies: a fused layer takes its first op's ("Conv2d").
   std::string qconfig_kind;
+  /// How many leading inputs carry data (0: all). The others are only read for their
+  /// sizes (reshape's size sources) and are neither observed nor converted.
+  size_t data_inputs = 0;
   /// kFixedQParams: the output's quint8 qparams.
   double fixed_scale = 0;
   int64_t fixed_zero_point = 0;
@@ -181,6 +184,12 @@ const OpSpec* find_op(const std::string& name);
 const OpSpec& op(const std::string& name);
 /// The entry a call_module or call_function node runs; GraphError for other nodes.
 const OpSpec& op_of(const GraphModule& gm, const Node& node);
+
+/// Whether the op runs on an int8 tensor as it is, keeping its qparams (kAny and
+/// kLayout domains): converting it needs no int8 counterpart.
+bool runs_on_int8_as_is(const OpSpec& spec);
+/// The inputs of `node` that carry data (OpSpec::data_inputs).
+std::vector<std::string> data_inputs(const OpSpec& spec, const Node& node);
 
 /// A weight quantized as nnq.Conv2d.from_float does: the qconfig's weight observer
 /// measures it and its qparams quantize it (per channel along the observer's axis, or per tensor).

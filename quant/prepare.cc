@@ -108,19 +108,20 @@ GraphModule prepare(const GraphModule& model, const QConfigMapping& mapping) {
     const OpSpec& spec = *node_op(gm, node);
     gm.qconfigs[node.name] = *qconfig;
 
-    if (spec.observation == Observation::kShareInput && node.inputs.size() > 1) {
+    const std::vector<std::string> inputs = data_inputs(spec, node);
+    if (spec.observation == Observation::kShareInput && inputs.size() > 1) {
       // cat: every input and the output share the first input's observer.
-      for (const std::string& input : node.inputs) inserter.observe(input, qconfig->activation);
-      for (size_t i = 1; i < node.inputs.size(); ++i) inserter.unify(node.inputs[i], node.inputs[0]);
-      for (const std::string& input : node.inputs) quantized.insert(input);
-      inserter.share(node.name, node.inputs[0]);
+      for (const std::string& input : inputs) inserter.observe(input, qconfig->activation);
+      for (size_t i = 1; i < inputs.size(); ++i) inserter.unify(inputs[i], inputs[0]);
+      for (const std::string& input : inputs) quantized.insert(input);
+      inserter.share(node.name, inputs[0]);
       quantized.insert(node.name);
       continue;
     }
     if (spec.observation == Observation::kShareInput) {
       // Observes its input (as prepare_fx inserts input observers for every op it
       // quantizes, whatever produced the input), and its output shares that observer.
-      const std::string& input = node.inputs.at(0);
+      const std::string& input = inputs.at(0);
       if (deferred.count(input)) {
         // add -> relu: one observer after the relu, as the (relu, add) pattern has it.
         inserter.observe(node.name, qconfig->activation);
@@ -133,8 +134,8 @@ GraphModule prepare(const GraphModule& model, const QConfigMapping& mapping) {
       continue;
     }
 
-    for (const std::string& input : node.inputs) inserter.observe(input, qconfig->activation);
-    for (const std::string& input : node.inputs) quantized.insert(input);
+    for (const std::string& input : inputs) inserter.observe(input, qconfig->activation);
+    for (const std::string& input : inputs) quantized.insert(input);
     quantized.insert(node.name);
 
     std::vector<std::string> users = gm.graph.users(node.name);

@@ -127,7 +127,7 @@ TEST_CASE("every registry entry is complete") {
       CHECK(samples.count(spec.name) == 1);
     }
     // What graph mode quantizes must have an int8 form, unless it runs on int8 as it is.
-    if (spec.observation != Observation::kNone && spec.domain != Domain::kAny) {
+    if (spec.observation != Observation::kNone && !qb::runs_on_int8_as_is(spec)) {
       if (spec.form == OpForm::kFunction) {
         REQUIRE(qb::find_op(spec.int8_function) != nullptr);
         CHECK(qb::op(spec.int8_function).domain == Domain::kInt8);
@@ -135,7 +135,7 @@ TEST_CASE("every registry entry is complete") {
         CHECK(static_cast<bool>(spec.to_int8));
       }
     }
-    if (spec.domain == Domain::kAny) CHECK(spec.int8_function.empty());
+    if (qb::runs_on_int8_as_is(spec)) CHECK(spec.int8_function.empty());
   }
   for (const auto& [kind, sample] : samples) CHECK(names.count(kind) == 1);
 }
