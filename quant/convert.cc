@@ -130,7 +130,11 @@ class Lowering {
     const ActivationQParams* out_q = qparams(node.name);
 
     if (node.target == "add" && !out_q && fused_add_relu(node)) return;  // emitted at the relu
-    if (spec && spec->observation != Observation::kNone && out_q && lower_quantized(node, *spec, *out_q)) {
+    // Quantized where prepare gave it a qconfig; an fp32 op's output may still be observed,
+    // for the quantized op reading it.
+    const bool has_qconfig = prepared_.qconfigs.count(node.name) != 0;
+    if (spec && spec->observation != Observation::kNone && has_qconfig && out_q &&
+        lower_quantized(node, *spec, *out_q)) {
       return;
     }
 

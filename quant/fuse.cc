@@ -105,6 +105,22 @@ GraphModule fuse(const GraphModule& gm, const QConfigMapping& mapping) {
     if (bn) bypass(fused.graph, bn->name);
     if (!relu_name.empty()) bypass(fused.graph, relu_name);
   }
+  // A BatchNorm no conv took in, followed by a relu: BNReLU2d.
+  std::vector<std::string> norms;
+  for (const Node& node : fused.graph.nodes()) {
+    if (node_kind(fused, node) == "BatchNorm2d") norms.push_back(node.name);
+  }
+  for (const std::string& norm : norms) {
+    const Node& bn = fused.graph.node(norm);
+    const Node* relu = only_user(fused.graph, norm);
+    if (skipped(fused, mapping, bn) || !relu || !is_relu(fused, *relu) || skipped(fused, mapping, *relu)) {
+      continue;
+    }
+    std::unique_ptr<Module> bn_relu = fused.module(bn.target).clone();
+    static_cast<BatchNorm2d&>(*bn_relu).fuse_relu();
+    fused.replace_module(bn.target, std::move(bn_relu));
+    bypass(fused.graph, relu->name);
+  }
   fused.remove_unused_modules();
   lint(fused);
   return fused;

@@ -1,7 +1,8 @@
 #pragma once
 // Fusion, the first step of prepare: fold eval-mode BatchNorm into the conv
 // before it and merge conv/linear with a following relu, as PyTorch's FX
-// fusion does (conv-bn, conv-bn-relu, conv-relu, linear-relu). add-relu is
+// fusion does (conv-bn, conv-bn-relu, conv-relu, linear-relu, and bn-relu for a
+// BatchNorm no conv takes in, as DenseNet has them). add-relu is
 // matched later, by prepare and convert, exactly as prepare_fx leaves it.
 
 #include "quant/graph_module.h"

@@ -69,9 +69,10 @@ at::Tensor BatchNorm2d::forward(const std::vector<at::Tensor>& inputs) {
     at::Tensor tracked = tensor("num_batches_tracked");
     tracked.add_(1);
   }
-  return at::batch_norm(only_input(inputs), tensor("weight"), tensor("bias"),
-                        tensor("running_mean"), tensor("running_var"), training(), momentum_,
-                        eps_, /*cudnn_enabled=*/false);
+  at::Tensor out = at::batch_norm(only_input(inputs), tensor("weight"), tensor("bias"),
+                                  tensor("running_mean"), tensor("running_var"), training(),
+                                  momentum_, eps_, /*cudnn_enabled=*/false);
+  return fused_relu_ ? out.relu_() : out;  // out is fresh: relu in place is safe
 }
 
 std::string BatchNorm2d::extra_repr() const {

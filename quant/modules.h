@@ -41,11 +41,15 @@ class Conv2d : public ModuleBase<Conv2d> {
   bool fused_relu_ = false;
 };
 
-/// torch.nn.BatchNorm2d with affine parameters and running statistics.
+/// torch.nn.BatchNorm2d with affine parameters and running statistics. Fusion with a
+/// following relu (when no conv takes it in) turns it into PyTorch's BNReLU2d.
 class BatchNorm2d : public ModuleBase<BatchNorm2d> {
  public:
   explicit BatchNorm2d(int64_t num_features, double eps = 1e-5, double momentum = 0.1);
-  std::string kind() const override { return "BatchNorm2d"; }
+  std::string kind() const override { return fused_relu_ ? "BNReLU2d" : "BatchNorm2d"; }
+  /// Applies relu to the output from now on (nn.intrinsic.BNReLU2d).
+  void fuse_relu() { fused_relu_ = true; }
+  bool fused_relu() const { return fused_relu_; }
   at::Tensor forward(const std::vector<at::Tensor>& inputs) override;
   std::string extra_repr() const override;
   ModuleConfig config() const override;
@@ -57,6 +61,7 @@ class BatchNorm2d : public ModuleBase<BatchNorm2d> {
   int64_t num_features_;
   double eps_;
   double momentum_;
+  bool fused_relu_ = false;
 };
 
 /// torch.nn.Linear: y = x W^T + b. Fusion turns it into LinearReLU.

@@ -210,26 +210,34 @@ void add_float_layers(std::vector<OpSpec>& ops) {
     ops.push_back(linear);
   }
 
-  // Graph mode folds BatchNorm into the conv before it; eager mode quantizes one left alone.
-  OpSpec bn = layer(
-      "BatchNorm2d", Domain::kFloat, Observation::kNone,
-      [](const ModuleArgs& a) {
-        return std::make_shared<BatchNorm2d>(a.get<int64_t>("num_features"), a.get<double>("eps"),
-                                             a.get<double>("momentum"));
-      },
-      [](TorchScriptContext& c) {
-        const Module& m = c.module();
-        return "torch.batch_norm(" + c.input(0) + ", " + c.tensor("weight") + ", " +
-               c.tensor("bias") + ", " + c.tensor("running_mean") + ", " +
-               c.tensor("running_var") + ", False, " + ts(config<double>(m, "momentum")) + ", " +
-               ts(config<double>(m, "eps")) + ", False)";
-      });
-  bn.to_int8 = [](const Module& fp32, const QConfig&, const OutputQParams& q) {
-    return std::make_shared<QuantizedBatchNorm2d>(dynamic_cast<const BatchNorm2d&>(fp32), q.scale,
-                                                  q.zero_point);
-  };
-  bn.eager_observed = true;
-  ops.push_back(bn);
+  // Fusion folds a BatchNorm into the conv before it; one no conv takes in (DenseNet's)
+  // is quantized on its own, with the relu after it as BNReLU2d, as PyTorch does.
+  for (bool relu : {false, true}) {
+    OpSpec bn = layer(
+        relu ? "BNReLU2d" : "BatchNorm2d", Domain::kFloat, Observation::kNewObserver,
+        [relu](const ModuleArgs& a) {
+          auto m = std::make_shared<BatchNorm2d>(a.get<int64_t>("num_features"),
+                                                 a.get<double>("eps"), a.get<double>("momentum"));
+          if (relu) m->fuse_relu();
+          return m;
+        },
+        [relu](TorchScriptContext& c) {
+          const Module& m = c.module();
+          std::string bn = "torch.batch_norm(" + c.input(0) + ", " + c.tensor("weight") + ", " +
+                           c.tensor("bias") + ", " + c.tensor("running_mean") + ", " +
+                           c.tensor("running_var") + ", False, " +
+                           ts(config<double>(m, "momentum")) + ", " + ts(config<double>(m, "eps")) +
+                           ", False)";
+          return relu ? "torch.relu(" + bn + ")" : bn;
+        });
+    bn.qconfig_kind = "BatchNorm2d";
+    bn.to_int8 = [](const Module& fp32, const QConfig&, const OutputQParams& q) {
+      return std::make_shared<QuantizedBatchNorm2d>(dynamic_cast<const BatchNorm2d&>(fp32), q.scale,
+                                                    q.zero_point);
+    };
+    bn.eager_observed = true;
+    ops.push_back(bn);
+  }
 
   ops.push_back(layer(
       "ReLU", Domain::kAny, Observation::kShareInput,
@@ -404,21 +412,25 @@ void add_eager_and_int8_layers(std::vector<OpSpec>& ops) {
                  ", " + ts(linear.zero_point()) + ")";
         }));
   }
-  ops.push_back(layer(
-      "QuantizedBatchNorm2d", Domain::kInt8, Observation::kNone,
-      // A BatchNorm2d of the stored config, quantized; its tensors are filled in afterwards.
-      [](const ModuleArgs& a) {
-        BatchNorm2d bn(a.get<int64_t>("num_features"), a.get<double>("eps"), a.get<double>("momentum"));
-        return std::make_shared<QuantizedBatchNorm2d>(bn, a.get<double>("scale"),
-                                                      a.get<int64_t>("zero_point"));
-      },
-      [](TorchScriptContext& c) {
-        const Module& m = c.module();
-        return "quantized.batch_norm2d(" + c.input(0) + ", " + c.tensor("weight") + ", " +
-               c.tensor("bias") + ", " + c.tensor("running_mean") + ", " +
-               c.tensor("running_var") + ", " + ts(config<double>(m, "eps")) + ", " +
-               ts(config<double>(m, "scale")) + ", " + ts(config<int64_t>(m, "zero_point")) + ")";
-      }));
+  for (bool relu : {false, true}) {
+    ops.push_back(layer(
+        relu ? "QuantizedBNReLU2d" : "QuantizedBatchNorm2d", Domain::kInt8, Observation::kNone,
+        // A BatchNorm2d of the stored config, quantized; its tensors are filled in afterwards.
+        [relu](const ModuleArgs& a) {
+          BatchNorm2d bn(a.get<int64_t>("num_features"), a.get<double>("eps"), a.get<double>("momentum"));
+          if (relu) bn.fuse_relu();
+          return std::make_shared<QuantizedBatchNorm2d>(bn, a.get<double>("scale"),
+                                                        a.get<int64_t>("zero_point"));
+        },
+        [relu](TorchScriptContext& c) {
+          const Module& m = c.module();
+          return std::string(relu ? "quantized.batch_norm2d_relu(" : "quantized.batch_norm2d(") +
+                 c.input(0) + ", " + c.tensor("weight") + ", " + c.tensor("bias") + ", " +
+                 c.tensor("running_mean") + ", " + c.tensor("running_var") + ", " +
+                 ts(config<double>(m, "eps")) + ", " + ts(config<double>(m, "scale")) + ", " +
+                 ts(config<int64_t>(m, "zero_point")) + ")";
+        }));
+  }
   ops.push_back(layer(
       "QuantizedHardswish", Domain::kInt8, Observation::kNone,
       [](const ModuleArgs& a) {

@@ -193,6 +193,7 @@ QuantizedBatchNorm2d::QuantizedBatchNorm2d(const BatchNorm2d& bn, double scale,
       momentum_(bn.momentum()),
       scale_(scale),
       zero_point_(zero_point),
+      relu_(bn.fused_relu()),
       repr_(bn.extra_repr()) {
   for (const auto& slot : bn.tensors()) {
     if (slot.is_parameter) {
@@ -221,7 +222,7 @@ std::string QuantizedHardswish::extra_repr() const {
 }
 
 at::Tensor QuantizedBatchNorm2d::forward(const std::vector<at::Tensor>& inputs) {
-  return call_quantized_op("quantized::batch_norm2d", "",
+  return call_quantized_op(relu_ ? "quantized::batch_norm2d_relu" : "quantized::batch_norm2d", "",
                            {only_input(inputs), c10::optional<at::Tensor>(tensor("weight")),
                             c10::optional<at::Tensor>(tensor("bias")), tensor("running_mean"),
                             tensor("running_var"), eps_, scale_, zero_point_})

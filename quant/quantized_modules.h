@@ -127,13 +127,13 @@ class QuantizedHardswish : public ModuleBase<QuantizedHardswish> {
   int64_t zero_point_;
 };
 
-/// torch.ao.nn.quantized.BatchNorm2d: a BatchNorm eager mode left unfused, on int8
-/// tensors, giving (scale, zero_point).
+/// torch.ao.nn.quantized.BatchNorm2d (and intrinsic.quantized.BNReLU2d): a BatchNorm
+/// not folded into a conv, on int8 tensors, giving (scale, zero_point).
 class QuantizedBatchNorm2d : public ModuleBase<QuantizedBatchNorm2d> {
  public:
-  /// Copies `bn`'s parameters and running statistics.
+  /// Copies `bn`'s parameters and running statistics; a BNReLU2d gives a QuantizedBNReLU2d.
   QuantizedBatchNorm2d(const BatchNorm2d& bn, double scale, int64_t zero_point);
-  std::string kind() const override { return "QuantizedBatchNorm2d"; }
+  std::string kind() const override { return relu_ ? "QuantizedBNReLU2d" : "QuantizedBatchNorm2d"; }
   at::Tensor forward(const std::vector<at::Tensor>& inputs) override;
   std::string extra_repr() const override;
   /// BatchNorm2d's (num_features, eps, momentum) plus scale and zero_point.
@@ -145,6 +145,7 @@ class QuantizedBatchNorm2d : public ModuleBase<QuantizedBatchNorm2d> {
   double momentum_;
   double scale_;
   int64_t zero_point_;
+  bool relu_;
   std::string repr_;  // BatchNorm2d's, as PyTorch prints it
 };
 

@@ -119,7 +119,7 @@ TEST_CASE("every compute node of the converted ResNet-18 runs in int8") {
   CHECK(count_precisions(channels_last).int8 == 32);
 }
 
-TEST_CASE("a layer skipped with None shows as fp32, with its BatchNorm and ReLU") {
+TEST_CASE("a layer skipped with None shows as fp32, its BatchNorm and ReLU as int8") {
   QConfigMapping mapping = onednn_mapping();
   mapping.set_module_name("layer2.0.conv1", std::nullopt);
   Quantized q = quantize_resnet18(mapping);
@@ -129,12 +129,12 @@ TEST_CASE("a layer skipped with None shows as fp32, with its BatchNorm and ReLU"
   for (const NodePrecision& node : nodes) {
     if (node.precision == Precision::kFp32) fp32.push_back(node.name + " " + node.kind);
   }
-  // Left unfused, the conv keeps its BatchNorm; the ReLU after them has a qconfig, so as
-  // in prepare_fx its input is observed and it runs on int8.
-  CHECK(fp32 == std::vector<std::string>{"layer2_0_conv1 Conv2d", "layer2_0_bn1 BatchNorm2d"});
+  // Left unfused, the conv runs alone in fp32; its BatchNorm and the ReLU after it are
+  // quantized as one BNReLU2d, as in prepare_fx.
+  CHECK(fp32 == std::vector<std::string>{"layer2_0_conv1 Conv2d"});
   PrecisionCounts counts = count_precisions(nodes);
   CHECK(counts.int8 == 32);
-  CHECK(counts.fp32 == 2);
+  CHECK(counts.fp32 == 1);
 }
 
 TEST_CASE("layer SQNR of ResNet-18 against its fused float model") {

@@ -48,6 +48,12 @@ std::map<std::string, std::function<std::shared_ptr<qb::Module>()>> layer_sample
       {"Linear", [] { return std::make_shared<qb::Linear>(5, 3, false); }},
       {"LinearReLU", linear_relu},
       {"BatchNorm2d", [] { return std::make_shared<qb::BatchNorm2d>(6, 1e-3, 0.01); }},
+      {"BNReLU2d",
+       [] {
+         auto m = std::make_shared<qb::BatchNorm2d>(6);
+         m->fuse_relu();
+         return m;
+       }},
       {"ReLU", [] { return std::make_shared<qb::ReLU>(); }},
       {"ReLU6", [] { return std::make_shared<qb::ReLU6>(); }},
       {"MaxPool2d", [] { return std::make_shared<qb::MaxPool2d>(3, 2, 1, true); }},
@@ -83,6 +89,12 @@ std::map<std::string, std::function<std::shared_ptr<qb::Module>()>> layer_sample
        }},
       {"QuantizedBatchNorm2d",
        [] { return std::make_shared<qb::QuantizedBatchNorm2d>(qb::BatchNorm2d(6), 0.3, 2); }},
+      {"QuantizedBNReLU2d",
+       [] {
+         qb::BatchNorm2d bn(6);
+         bn.fuse_relu();
+         return std::make_shared<qb::QuantizedBatchNorm2d>(bn, 0.3, 0);
+       }},
       {"Quantize", [] { return std::make_shared<qb::Quantize>(0.5, 4, qb::QDtype::kQUInt8); }},
       {"DeQuantize", [] { return std::make_shared<qb::DeQuantize>(); }},
       {"QFunctional", [] { return std::make_shared<qb::QFunctional>("add_relu", 0, 0.4, 1); }},
