@@ -11,8 +11,9 @@
 // `if self.downsample is not None`) is decided at import; control flow on tensor values
 // cannot be represented and is an error. So is any op or layer without a mapping: the
 // message names the TorchScript op or layer class, the module path and the source line
-// TorchScript recorded, before any computation runs. docs/bring_your_own_model.md lists
-// what imports.
+// TorchScript recorded, before any computation runs. Sizes read from tensors
+// (`x.size()`) stay symbolic, so a traced file runs at any batch size.
+// docs/bring_your_own_model.md lists what imports.
 
 #include <stdexcept>
 #include <string>
