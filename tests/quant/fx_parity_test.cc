@@ -133,10 +133,19 @@ void check_parity(const std::string& model, const std::string& dir, const std::s
     CHECK(largest <= expect.logit_tolerance);
   }
 
-  // The TorchScript export computes the same, run by LibTorch's own executor.
+  // The TorchScript export computes the same, run by LibTorch's own executor, and by
+  // Python for the scripted file (the test's ISA cap reaches it through the environment).
   const std::string exported = dir + "/" + form + "_int8_export.pt";
   qb::export_torchscript(converted, exported);
   CHECK(at::equal(torch::jit::load(exported).forward({x}).toTensor(), logits));
+  if (form == "scripted") {
+    const std::string script = qb::test::source_path("tests/models/run_exported.py").string();
+    const std::string out = dir + "/python_int8_logits.pt";
+    const std::string command = "/usr/bin/python3 " + script + " " + exported + " " + dir +
+                                "/eval_input.pt " + out;
+    REQUIRE(std::system(command.c_str()) == 0);
+    CHECK(at::equal(saved(out), logits));
+  }
 }
 
 // Both files of `model`, against one set of PyTorch FX references.
