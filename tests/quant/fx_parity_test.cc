@@ -66,6 +66,8 @@ struct Expect {
   double logit_tolerance = 0;
   /// Least SQNR of our int8 logits against the fp32 model's.
   double min_sqnr_db = 20;
+  /// False for models PyTorch FX cannot trace: nothing to compare with but fp32.
+  bool fx_reference = true;
 };
 
 void check_parity(const std::string& model, const std::string& dir, const std::string& form,
@@ -74,6 +76,9 @@ void check_parity(const std::string& model, const std::string& dir, const std::s
   REQUIRE(kIsaCapped);
   at::NoGradGuard no_grad;
   qb::GraphModule imported = qb::import_torchscript(dir + "/" + form + ".pt");
+  at::Tensor x = saved(dir + "/eval_input.pt");
+  at::Tensor fp32_logits = saved(dir + "/fp32_logits.pt");
+  CHECK(at::allclose(qb::Interpreter(imported).run(x), fp32_logits, 1e-4, 1e-4));
 
   qb::QConfigMapping mapping;
   mapping.set_global(qb::default_qconfig("onednn"));
@@ -95,10 +100,11 @@ void check_parity(const std::string& model, const std::string& dir, const std::s
   for (const qb::Node& node : prepared.graph.nodes()) {
     if (qb::is_observer_node(prepared, node)) ours[node.name] = &node;
   }
-  nlohmann::json fx = read_json(dir + "/fx_observers.json");
-  if (expect.same_observers) CHECK(ours.size() == fx.size());
+  const bool compare_observers = expect.fx_reference && expect.same_observers;
+  nlohmann::json fx = compare_observers ? read_json(dir + "/fx_observers.json") : nlohmann::json::array();
+  if (compare_observers) CHECK(ours.size() == fx.size());
   double worst_scale = 0;
-  for (const auto& want : expect.same_observers ? fx : nlohmann::json::array()) {
+  for (const auto& want : fx) {
     const std::string name = want["name"];
     INFO(name);
     auto it = ours.find(name);
@@ -116,22 +122,25 @@ void check_parity(const std::string& model, const std::string& dir, const std::s
   qb::ConvertOptions options;
   options.engine = "onednn";
   qb::GraphModule converted = qb::convert(prepared, options);
-  at::Tensor x = saved(dir + "/eval_input.pt");
   at::Tensor logits = qb::Interpreter(converted).run(x);
-  at::Tensor fx_logits = saved(dir + "/fx_int8_logits.pt");
-  double largest = (logits - fx_logits).abs().max().item<double>();
-  // The figures the test log keeps for the record (bazel test --test_output=all).
-  const std::string scales = expect.same_observers ? c10::str(worst_scale) : "not compared";
-  const double sqnr = sqnr_db(saved(dir + "/fp32_logits.pt"), logits);
-  std::printf("%s %s: largest relative scale difference %s, largest logit difference %.3g, "
-              "SQNR against fp32 %.2f dB\n",
-              model.c_str(), form.c_str(), scales.c_str(), largest, sqnr);
+  const double sqnr = sqnr_db(fp32_logits, logits);
   CHECK(sqnr > expect.min_sqnr_db);
-  if (expect.logit_tolerance == 0) {
-    CHECK(at::equal(logits, fx_logits));
-  } else {
-    CHECK(largest <= expect.logit_tolerance);
+  // The figures the test log keeps for the record (bazel test --test_output=all).
+  const std::string scales = compare_observers ? c10::str(worst_scale) : "not compared";
+  std::string difference = "no FX reference";
+  if (expect.fx_reference) {
+    at::Tensor fx_logits = saved(dir + "/fx_int8_logits.pt");
+    const double largest = (logits - fx_logits).abs().max().item<double>();
+    difference = c10::str(largest);
+    if (expect.logit_tolerance == 0) {
+      CHECK(at::equal(logits, fx_logits));
+    } else {
+      CHECK(largest <= expect.logit_tolerance);
+    }
   }
+  std::printf("%s %s: largest relative scale difference %s, largest logit difference %s, "
+              "SQNR against fp32 %.2f dB\n",
+              model.c_str(), form.c_str(), scales.c_str(), difference.c_str(), sqnr);
 
   // The TorchScript export computes the same, run by LibTorch's own executor, and by
   // Python for the scripted file (the test's ISA cap reaches it through the environment).
@@ -195,32 +204,8 @@ TEST_CASE("densenet121 (standalone BatchNorm as BNReLU2d, cat of a growing list)
 // holds it, and quantbench quantizes it: no FX reference, so the SQNR against fp32 is
 // the measure, and the export must still agree with the interpreter.
 TEST_CASE("shufflenet_v2_x1_0 (sizes from x.size(), chunk, transpose), which FX cannot trace") {
-  const std::string dir = reference_dir("shufflenet_v2_x1_0");
-  for (const char* form : {"scripted", "traced"}) {
-    INFO(form);
-    at::NoGradGuard no_grad;
-    qb::GraphModule imported = qb::import_torchscript(dir + "/" + form + ".pt");
-    qb::QConfigMapping mapping;
-    mapping.set_global(qb::default_qconfig("onednn"));
-    qb::GraphModule prepared = qb::prepare(imported, mapping);
-    at::Tensor calibration = saved(dir + "/calibration.pt");
-    for (int64_t start = 0; start < calibration.size(0); start += 4) {
-      qb::Interpreter(prepared).run(calibration.slice(0, start, start + 4));
-    }
-    qb::ConvertOptions options;
-    options.engine = "onednn";
-    qb::GraphModule converted = qb::convert(prepared, options);
-    at::Tensor x = saved(dir + "/eval_input.pt");
-    at::Tensor fp32 = saved(dir + "/fp32_logits.pt");
-    CHECK(at::allclose(qb::Interpreter(imported).run(x), fp32, 1e-4, 1e-4));
-    at::Tensor logits = qb::Interpreter(converted).run(x);
-    const double sqnr = sqnr_db(fp32, logits);
-    std::printf("shufflenet_v2_x1_0 %s: SQNR against fp32 %.2f dB\n", form, sqnr);
-    CHECK(sqnr > 20);
-    const std::string exported = dir + "/" + form + "_int8_export.pt";
-    qb::export_torchscript(converted, exported);
-    CHECK(at::equal(torch::jit::load(exported).forward({x}).toTensor(), logits));
-  }
+  const Expect no_fx{false, 0, 20, false};
+  check_model("shufflenet_v2_x1_0", no_fx, no_fx);
 }
 
 }  // namespace
