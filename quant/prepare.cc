@@ -62,8 +62,6 @@ class ObserverInserter {
     attach(value, gm_.module_ptr(gm_.graph.node(observer_of_.at(source)).target));
   }
 
-  bool observed(const std::string& value) const { return observer_of_.count(value) != 0; }
-
  private:
   void attach(const std::string& value, std::shared_ptr<Module> observer) {
     std::string path = kObserverPrefix + std::to_string(next_id_++);
@@ -99,7 +97,6 @@ GraphModule prepare(const GraphModule& model, const QConfigMapping& mapping) {
 
   // Walk a snapshot of the fused graph: inserting observers must not disturb the walk.
   std::vector<Node> nodes = gm.graph.nodes();
-  std::set<std::string> quantized;   // values produced in the quantized domain
   std::set<std::string> deferred;    // adds whose observer goes after their relu
   for (const Node& node : nodes) {
     if (node.op == NodeOp::kPlaceholder || node.op == NodeOp::kOutput) continue;
@@ -113,9 +110,7 @@ GraphModule prepare(const GraphModule& model, const QConfigMapping& mapping) {
       // cat: every input and the output share the first input's observer.
       for (const std::string& input : inputs) inserter.observe(input, qconfig->activation);
       for (size_t i = 1; i < inputs.size(); ++i) inserter.unify(inputs[i], inputs[0]);
-      for (const std::string& input : inputs) quantized.insert(input);
       inserter.share(node.name, inputs[0]);
-      quantized.insert(node.name);
       continue;
     }
     if (spec.observation == Observation::kShareInput) {
@@ -129,14 +124,10 @@ GraphModule prepare(const GraphModule& model, const QConfigMapping& mapping) {
         inserter.observe(input, qconfig->activation);
         inserter.share(node.name, input);
       }
-      quantized.insert(input);
-      quantized.insert(node.name);
       continue;
     }
 
     for (const std::string& input : inputs) inserter.observe(input, qconfig->activation);
-    for (const std::string& input : inputs) quantized.insert(input);
-    quantized.insert(node.name);
 
     std::vector<std::string> users = gm.graph.users(node.name);
     bool relu_follows = node.target == "add" && users.size() == 1 &&
