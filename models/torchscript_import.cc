@@ -319,6 +319,7 @@ const std::map<std::string, LeafFactory>& leaf_factories() {
       {"torch.nn.modules.activation.Hardsigmoid", elementwise("Hardsigmoid")},
       {"torch.nn.modules.activation.Sigmoid", elementwise("Sigmoid")},
       {"torch.nn.modules.activation.SiLU", elementwise("SiLU")},
+      {"torch.nn.modules.activation.Tanh", elementwise("Tanh")},
       {"torch.nn.modules.pooling.AdaptiveAvgPool2d", make_adaptive_avg_pool2d},
       {"torch.nn.modules.dropout.Dropout", make_dropout},
       {"torch.nn.modules.linear.Identity",
@@ -805,7 +806,8 @@ class Importer {
         "aten::relu", "aten::relu_",   "aten::flatten", "aten::adaptive_avg_pool2d",
         "aten::cat",  "aten::mean",    "aten::sigmoid", "aten::sigmoid_",
         "aten::hardsigmoid", "aten::hardsigmoid_", "aten::view", "aten::reshape",
-        "aten::transpose", "aten::contiguous"};
+        "aten::transpose", "aten::contiguous", "aten::max_pool2d", "aten::avg_pool2d",
+        "aten::dropout", "aten::dropout_", "aten::tanh", "aten::tanh_"};
     return mapped.count(kind) != 0;
   }
 
@@ -831,6 +833,18 @@ class Importer {
       return v.isInt() ? std::vector<int64_t>{v.toInt(), v.toInt()} : v.toIntVector();
     };
 
+    auto flag = [&](size_t i) {
+      if (in.at(i).kind != Value::Kind::kConstant || !in[i].constant.isBool()) {
+        fail(node, path, "argument " + std::to_string(i) + " is not a constant bool");
+      }
+      return in[i].constant.toBool();
+    };
+    // A pooling stride: F.max_pool2d's stride=None arrives as an empty list, the kernel size.
+    auto ints_or_empty = [&](size_t i) {
+      std::vector<int64_t> values = ints(i);
+      return values.empty() ? ints(1) : values;
+    };
+
     FunctionCall call;
     if (kind == "aten::add" || kind == "aten::add_") {
       if (in.size() != 3 || integer(2) != 1) fail(node, path, "only add with alpha=1 is supported");
@@ -846,6 +860,20 @@ class Importer {
       if (integer(2) != -1) call.attrs.emplace_back("end_dim", integer(2));
     } else if (kind == "aten::adaptive_avg_pool2d") {
       call = {"adaptive_avg_pool2d", {tensor(0)}, {{"output_size", ints(1)}}};
+    } else if (kind == "aten::max_pool2d") {
+      call = {"max_pool2d", {tensor(0)}, {{"kernel_size", ints(1)}, {"stride", ints_or_empty(2)},
+                                          {"padding", ints(3)}, {"dilation", ints(4)},
+                                          {"ceil_mode", int64_t{flag(5)}}}};
+    } else if (kind == "aten::avg_pool2d") {
+      if (!in.at(6).constant.isNone()) fail(node, path, "divisor_override is not supported");
+      call = {"avg_pool2d", {tensor(0)}, {{"kernel_size", ints(1)}, {"stride", ints_or_empty(2)},
+                                          {"padding", ints(3)}, {"ceil_mode", int64_t{flag(4)}},
+                                          {"count_include_pad", int64_t{flag(5)}}}};
+    } else if (kind == "aten::dropout" || kind == "aten::dropout_") {
+      if (flag(2)) fail(node, path, "dropout in training mode");
+      call = {"dropout", {tensor(0)}, {}};
+    } else if (kind == "aten::tanh" || kind == "aten::tanh_") {
+      call = {"tanh", {tensor(0)}, {}};
     } else if (kind == "aten::mean") {
       if (in.size() != 4 || !in[3].constant.isNone()) fail(node, path, "only mean over dims, without dtype, is supported");
       if (in.at(2).kind != Value::Kind::kConstant || !in[2].constant.isBool()) fail(node, path, "keepdim is not a constant");

@@ -325,6 +325,15 @@ void add_float_layers(std::vector<OpSpec>& ops) {
     spec.fixed_scale = 1.0 / 256;
     ops.push_back(spec);
   }
+  OpSpec tanh = layer(
+      "Tanh", Domain::kAny, Observation::kFixedQParams,
+      [](const ModuleArgs&) {
+        return std::make_shared<Elementwise>("Tanh", +[](const at::Tensor& x) { return at::tanh(x); });
+      },
+      [](TorchScriptContext& c) { return "torch.tanh(" + c.input(0) + ")"; });
+  tanh.fixed_scale = 2.0 / 256;
+  tanh.fixed_zero_point = 128;
+  ops.push_back(tanh);
   // PyTorch 1.13 has no int8 SiLU: it runs in fp32 between a dequantize and a quantize.
   ops.push_back(layer(
       "SiLU", Domain::kFloat, Observation::kNone,
@@ -537,6 +546,45 @@ void add_functions(std::vector<OpSpec>& ops) {
         return "torch.adaptive_avg_pool2d(" + c.input(0) + ", " +
                ts(c.node().ints_attr("output_size", {1, 1})) + ")";
       }));
+  // Functional pooling and eval-mode dropout, as user code calls them (F.max_pool2d, ...).
+  auto bool_text = [](int64_t v) { return std::string(v ? "True" : "False"); };
+  ops.push_back(function(
+      "max_pool2d", "torch.nn.functional.max_pool2d", Domain::kAny, Observation::kShareInput,
+      [](const std::vector<at::Tensor>& in, const Node& n) {
+        expect_inputs(n, in, 1);
+        return at::max_pool2d(in[0], n.ints_attr("kernel_size", {}), n.ints_attr("stride", {}),
+                              n.ints_attr("padding", {0, 0}), n.ints_attr("dilation", {1, 1}),
+                              n.int_attr("ceil_mode", 0) != 0);
+      },
+      [bool_text](TorchScriptContext& c) {
+        const Node& n = c.node();
+        return "torch.max_pool2d(" + c.input(0) + ", " + ts(n.ints_attr("kernel_size", {})) + ", " +
+               ts(n.ints_attr("stride", {})) + ", " + ts(n.ints_attr("padding", {0, 0})) + ", " +
+               ts(n.ints_attr("dilation", {1, 1})) + ", " + bool_text(n.int_attr("ceil_mode", 0)) + ")";
+      }));
+  ops.push_back(function(
+      "avg_pool2d", "torch.nn.functional.avg_pool2d", Domain::kAny, Observation::kShareInput,
+      [](const std::vector<at::Tensor>& in, const Node& n) {
+        expect_inputs(n, in, 1);
+        return at::avg_pool2d(in[0], n.ints_attr("kernel_size", {}), n.ints_attr("stride", {}),
+                              n.ints_attr("padding", {0, 0}), n.int_attr("ceil_mode", 0) != 0,
+                              n.int_attr("count_include_pad", 1) != 0);
+      },
+      [bool_text](TorchScriptContext& c) {
+        const Node& n = c.node();
+        return "torch.avg_pool2d(" + c.input(0) + ", " + ts(n.ints_attr("kernel_size", {})) + ", " +
+               ts(n.ints_attr("stride", {})) + ", " + ts(n.ints_attr("padding", {0, 0})) + ", " +
+               bool_text(n.int_attr("ceil_mode", 0)) + ", " +
+               bool_text(n.int_attr("count_include_pad", 1)) + ")";
+      }));
+  // Like nn.Dropout: the identity in eval mode, with an observer of its own.
+  ops.push_back(function(
+      "dropout", "torch.nn.functional.dropout", Domain::kAny, Observation::kNewObserver,
+      [](const std::vector<at::Tensor>& in, const Node& n) {
+        expect_inputs(n, in, 1);
+        return in[0];
+      },
+      [](TorchScriptContext& c) { return c.input(0); }));
   // torchvision.ops.stochastic_depth in eval mode: the identity. PyTorch 1.13 has no int8
   // form, so FX runs it in fp32 between a dequantize and a quantize.
   ops.push_back(function(
@@ -618,6 +666,17 @@ void add_functions(std::vector<OpSpec>& ops) {
     spec.fixed_scale = 1.0 / 256;
     ops.push_back(spec);
   }
+  // tanh's int8 kernel gives quint8 at scale 2/256, zero point 128: [-1, 1].
+  OpSpec tanh = function(
+      "tanh", "torch.tanh", Domain::kAny, Observation::kFixedQParams,
+      [](const std::vector<at::Tensor>& in, const Node& n) {
+        expect_inputs(n, in, 1);
+        return at::tanh(in[0]);
+      },
+      [](TorchScriptContext& c) { return "torch.tanh(" + c.input(0) + ")"; });
+  tanh.fixed_scale = 2.0 / 256;
+  tanh.fixed_zero_point = 128;
+  ops.push_back(tanh);
   ops.push_back(function(
       "contiguous", "torch.Tensor.contiguous", Domain::kLayout, Observation::kShareInput,
       [](const std::vector<at::Tensor>& in, const Node& n) {

@@ -10,7 +10,12 @@
 #include <string>
 
 #include "models/checkpoint.h"
+#include "models/torchscript_export.h"
 #include "models/zoo.h"
+#include "quant/convert.h"
+#include "quant/inspect.h"
+#include "quant/prepare.h"
+#include "quant/qconfig.h"
 #include "quant/interpreter.h"
 #include "tests/test_util.h"
 
@@ -97,6 +102,34 @@ TEST_CASE("a scripted zoo model imports as the zoo builds it") {
 
 TEST_CASE("a traced zoo model imports as the zoo builds it and runs at another batch size") {
   for (const ZooCase& c : kCases) check_against_zoo(c, "traced");
+}
+
+TEST_CASE("a CNN in the functional style imports, quantizes and exports") {
+  for (const char* form : {"scripted", "traced"}) {
+    INFO(form);
+    qb::GraphModule imported = qb::import_torchscript(model_file(std::string("functional.") + form + ".pt"));
+    std::vector<std::string> functions;
+    for (const qb::Node& node : imported.graph.nodes()) {
+      if (node.op == qb::NodeOp::kCallFunction) functions.push_back(node.target);
+    }
+    CHECK(functions == std::vector<std::string>{"relu", "max_pool2d", "avg_pool2d", "tanh",
+                                                "reshape", "dropout"});
+    at::NoGradGuard no_grad;
+    at::Tensor x = saved_tensor("functional.input.pt");
+    CHECK(at::allclose(qb::Interpreter(imported).run(x), saved_tensor("functional.logits.pt"), 1e-5, 1e-6));
+
+    qb::QConfigMapping mapping;
+    mapping.set_global(qb::default_qconfig("onednn"));
+    qb::GraphModule prepared = qb::prepare(imported, mapping);
+    qb::Interpreter(prepared).run(x);
+    qb::GraphModule converted = qb::convert(prepared, {});
+    qb::PrecisionCounts counts = qb::count_precisions(qb::node_precisions(converted));
+    CHECK(counts.fp32 == 0);
+    at::Tensor int8 = qb::Interpreter(converted).run(x);
+    const std::string exported = model_dir() + "/functional_" + form + "_int8.pt";
+    qb::export_torchscript(converted, exported);
+    CHECK(at::equal(torch::jit::load(exported).forward({x}).toTensor(), int8));
+  }
 }
 
 TEST_CASE("a traced layer the trace went around (nn.Identity) leaves no node") {

@@ -13,7 +13,8 @@ from the seeded generator as make_zoo_fixtures.py does, in OUTDIR:
   <case>.input.pt     {"tensor": x}, a batch of 2
   <case>.logits.pt    {"tensor": model(x)}
 and models the importer must refuse, each scripted: control_flow.pt (an `if` on a
-tensor's value), identity.traced.pt (a traced nn.Identity), unsupported_op.pt (torch.sin in a user module), unsupported_layer.pt
+tensor's value), identity.traced.pt (a traced nn.Identity), functional.{scripted,traced}.pt (a CNN in the
+functional style, see FunctionalNet), unsupported_op.pt (torch.sin in a user module), unsupported_layer.pt
 (nn.GELU), parameter_in_code.pt (a parameter read by functional code).
 """
 
@@ -23,6 +24,7 @@ import sys
 import torch
 import torchvision
 from torch import nn
+from torch.nn import functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "fixtures"))
@@ -78,6 +80,27 @@ class UnsupportedLayer(nn.Module):
         return self.act(self.conv(x))
 
 
+class FunctionalNet(nn.Module):
+    """A user's CNN in the functional style: F.max_pool2d, F.avg_pool2d, F.dropout,
+    torch.tanh and nn.Tanh, and a view to sizes read from the input."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 8, 3, padding=1)
+        self.conv2 = nn.Conv2d(8, 16, 3, padding=1)
+        self.act = nn.Tanh()
+        self.fc = nn.Linear(16 * 7 * 7, 10)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
+        x = self.act(self.conv2(x))
+        x = F.avg_pool2d(x, kernel_size=2, stride=2)
+        x = torch.tanh(x)
+        x = x.view(x.size(0), -1)
+        x = F.dropout(x, p=0.25, training=self.training)
+        return self.fc(x)
+
+
 class WithIdentity(nn.Module):
     def __init__(self):
         super().__init__()
@@ -122,6 +145,14 @@ def main():
                       ("unsupported_layer", UnsupportedLayer),
                       ("parameter_in_code", ParameterInCode)]:
         torch.jit.save(torch.jit.script(cls().eval()), os.path.join(out, name + ".pt"))
+    torch.manual_seed(2)
+    functional = FunctionalNet().eval()
+    x = torch.randn(3, 1, 28, 28)
+    with torch.no_grad():
+        torch.jit.save(torch.jit.script(functional), os.path.join(out, "functional.scripted.pt"))
+        torch.jit.save(torch.jit.trace(functional, x[:1]), os.path.join(out, "functional.traced.pt"))
+        torch.save({"tensor": x}, os.path.join(out, "functional.input.pt"))
+        torch.save({"tensor": functional(x)}, os.path.join(out, "functional.logits.pt"))
     # Tracing goes around nn.Identity, leaving a call without arguments that returns None.
     torch.manual_seed(1)
     identity = WithIdentity().eval()
