@@ -117,8 +117,7 @@ class NodeContext : public TorchScriptContext {
 };
 
 std::string Writer::expression(const Node& node) {
-  const OpSpec* spec = node.op == NodeOp::kCallModule ? find_op(model_.module(node.target).kind())
-                                                      : find_op(node.target);
+  const OpSpec* spec = find_op_of(model_, node);
   if (!spec || !spec->torchscript) {
     const std::string what = node.op == NodeOp::kCallModule
                                  ? "layer '" + node.target + "' (" + model_.module(node.target).kind() + ")"

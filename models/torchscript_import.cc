@@ -553,14 +553,15 @@ class Importer {
       bind(evaluate(node, in, path));
       return;
     }
-    if (!has_mapping(kind)) {
+    std::optional<FunctionCall> call = map_aten(node, kind, in, path);
+    if (!call) {
       std::vector<Value> unmapped(
           node->outputs().size(),
           Value::unmapped(failure(node, path, "this op has no mapping to a graph function")));
       bind(unmapped);
       return;
     }
-    Value result = Value::tensor(emit_function(node, kind, in, path));
+    Value result = Value::tensor(gm_.graph.call_function(call->function, call->inputs, call->attrs));
     // An in-place op (add_, relu_) changes its first argument: later reads of that
     // TorchScript value see the result.
     if (kind.back() == '_' && !node->inputs().empty()) env[node->inputs()[0]] = result;
@@ -797,23 +798,15 @@ class Importer {
     }
     auto it = as_aten.find(name);
     if (it == as_aten.end()) return std::nullopt;
-    return Value::tensor(emit_function(node, it->second, args, path));
+    FunctionCall call = *map_aten(node, it->second, args, path);
+    return Value::tensor(gm_.graph.call_function(call.function, call.inputs, call.attrs));
   }
 
-  static bool has_mapping(const std::string& kind) {
-    static const std::set<std::string> mapped = {
-        "aten::add",  "aten::add_",    "aten::mul",     "aten::mul_",
-        "aten::relu", "aten::relu_",   "aten::flatten", "aten::adaptive_avg_pool2d",
-        "aten::cat",  "aten::mean",    "aten::sigmoid", "aten::sigmoid_",
-        "aten::hardsigmoid", "aten::hardsigmoid_", "aten::view", "aten::reshape",
-        "aten::transpose", "aten::contiguous", "aten::max_pool2d", "aten::avg_pool2d",
-        "aten::dropout", "aten::dropout_", "aten::tanh", "aten::tanh_"};
-    return mapped.count(kind) != 0;
-  }
 
-  // A call_function node for the aten op `kind` on `in` (its TorchScript arguments).
-  std::string emit_function(const jit::Node* node, const std::string& kind,
-                            const std::vector<Value>& in, const std::string& path) {
+  // The call_function node for the aten op `kind` on `in` (its TorchScript arguments), or
+  // nullopt for an op without a mapping. Arguments a mapped op cannot take are errors.
+  std::optional<FunctionCall> map_aten(const jit::Node* node, const std::string& kind,
+                                       const std::vector<Value>& in, const std::string& path) {
     auto tensor = [&](size_t i) {
       raise_if_unmapped(in.at(i));
       if (in.at(i).kind != Value::Kind::kTensor) fail(node, path, "argument " + std::to_string(i) + " is not a tensor");
@@ -898,8 +891,10 @@ class Importer {
         inputs.push_back(item.node);
       }
       call = {"cat", inputs, {{"dim", integer(1)}}};
+    } else {
+      return std::nullopt;
     }
-    return gm_.graph.call_function(call.function, call.inputs, call.attrs);
+    return call;
   }
 
   // Modules are registered in the TorchScript module's own order (its state_dict order),

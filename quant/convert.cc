@@ -14,23 +14,9 @@ namespace qb {
 
 namespace {
 
-// The registry entry of a computing node; nullptr for observers.
-const OpSpec* node_op(const GraphModule& gm, const Node& node) {
-  if (node.op == NodeOp::kCallModule) return find_op(gm.module(node.target).kind());
-  if (node.op == NodeOp::kCallFunction) return find_op(node.target);
-  return nullptr;
-}
-
 // Per-tensor activation qparams as plain numbers.
-struct ActivationQParams {
-  double scale;
-  int64_t zero_point;
-  std::string dtype;
-};
-
-ActivationQParams activation_qparams(const QParams& q) {
-  return {q.scale.item<double>(), q.zero_point.item<int64_t>(),
-          q.dtype == QDtype::kQInt8 ? "qint8" : "quint8"};
+OutputQParams activation_qparams(const QParams& q) {
+  return {q.scale.item<double>(), q.zero_point.item<int64_t>(), q.dtype};
 }
 
 // Builds the converted graph node by node. Each value of the prepared graph may
@@ -73,7 +59,7 @@ class Lowering {
     return it == alias_.end() ? value : it->second;
   }
 
-  const ActivationQParams* qparams(const std::string& value) const {
+  const OutputQParams* qparams(const std::string& value) const {
     auto it = qparams_.find(resolve(value));
     return it == qparams_.end() ? nullptr : &it->second;
   }
@@ -87,11 +73,11 @@ class Lowering {
   std::string int8(const std::string& value) {
     Forms& forms = env_.at(resolve(value));
     if (forms.int8.empty()) {
-      const ActivationQParams* q = qparams(value);
+      const OutputQParams* q = qparams(value);
       if (!q) throw GraphError("internal: value '" + value + "' has no observer to quantize it");
       forms.int8 = out_.graph.call_function(
           "quantize_per_tensor", {forms.fp32},
-          {{"scale", q->scale}, {"zero_point", q->zero_point}, {"dtype", q->dtype}});
+          {{"scale", q->scale}, {"zero_point", q->zero_point}, {"dtype", to_string(q->dtype)}});
     }
     return forms.int8;
   }
@@ -126,8 +112,8 @@ class Lowering {
       alias_[node.name] = resolve(node.inputs.at(0));
       return;
     }
-    const OpSpec* spec = node_op(prepared_, node);
-    const ActivationQParams* out_q = qparams(node.name);
+    const OpSpec* spec = find_op_of(prepared_, node);
+    const OutputQParams* out_q = qparams(node.name);
 
     if (node.target == "add" && !out_q && fused_add_relu(node)) return;  // emitted at the relu
     // Quantized where prepare gave it a qconfig; an fp32 op's output may still be observed,
@@ -155,13 +141,13 @@ class Lowering {
     std::vector<std::string> users = prepared_.graph.users(add.name);
     if (users.size() != 1) return false;
     const Node& relu = prepared_.graph.node(users[0]);
-    const OpSpec* spec = node_op(prepared_, relu);
+    const OpSpec* spec = find_op_of(prepared_, relu);
     if (!spec || (spec->name != "ReLU" && spec->name != "relu") || !qparams(relu.name)) return false;
     pending_add_relu_[relu.name] = add.name;
     return true;
   }
 
-  bool lower_quantized(const Node& node, const OpSpec& spec, const ActivationQParams& q) {
+  bool lower_quantized(const Node& node, const OpSpec& spec, const OutputQParams& q) {
     auto pending = pending_add_relu_.find(node.name);
     if (pending != pending_add_relu_.end()) {
       const Node& add = prepared_.graph.node(pending->second);
@@ -198,8 +184,7 @@ class Lowering {
       env_[node.name].int8 = out_.graph.call_function(spec.int8_function, inputs, attrs, node.name);
       return true;
     }
-    OutputQParams output{q.scale, q.zero_point, q.dtype == "qint8" ? QDtype::kQInt8 : QDtype::kQUInt8};
-    out_.add_module(node.target, spec.to_int8(prepared_.module(node.target), qconfig_for(node), output));
+    out_.add_module(node.target, spec.to_int8(prepared_.module(node.target), qconfig_for(node), q));
     env_[node.name].int8 = out_.graph.call_module(node.target, inputs, node.name);
     return true;
   }
@@ -217,7 +202,7 @@ class Lowering {
   ConvertOptions options_;
   GraphModule out_;
   std::map<std::string, Forms> env_;
-  std::map<std::string, ActivationQParams> qparams_;  // observed value -> its qparams
+  std::map<std::string, OutputQParams> qparams_;  // observed value -> its qparams
   std::map<std::string, std::string> alias_;          // observer node -> observed value
   std::map<std::string, std::string> pending_add_relu_;  // relu node -> its add
 };

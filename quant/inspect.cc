@@ -23,9 +23,7 @@ bool is_compute(Domain domain) {
 
 // A call of a registered op that computes (observers are not registered).
 bool is_compute_node(const GraphModule& gm, const Node& node) {
-  const OpSpec* spec = nullptr;
-  if (node.op == NodeOp::kCallModule) spec = find_op(gm.module(node.target).kind());
-  if (node.op == NodeOp::kCallFunction) spec = find_op(node.target);
+  const OpSpec* spec = find_op_of(gm, node);
   return spec && is_compute(spec->domain);
 }
 

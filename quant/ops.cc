@@ -1,6 +1,7 @@
 #include "quant/ops.h"
 
 #include <ATen/ATen.h>
+#include <ATen/core/ivalue.h>
 
 #include <iomanip>
 #include <map>
@@ -795,6 +796,12 @@ bool runs_on_int8_as_is(const OpSpec& spec) {
 std::vector<std::string> data_inputs(const OpSpec& spec, const Node& node) {
   if (spec.data_inputs == 0 || spec.data_inputs >= node.inputs.size()) return node.inputs;
   return {node.inputs.begin(), node.inputs.begin() + static_cast<std::ptrdiff_t>(spec.data_inputs)};
+}
+
+const OpSpec* find_op_of(const GraphModule& gm, const Node& node) {
+  if (node.op == NodeOp::kCallModule) return find_op(gm.module(node.target).kind());
+  if (node.op == NodeOp::kCallFunction) return find_op(node.target);
+  return nullptr;
 }
 
 const OpSpec& op_of(const GraphModule& gm, const Node& node) {

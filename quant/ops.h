@@ -13,7 +13,6 @@
 // match them (fuse.cc, prepare.cc, convert.cc, eager.cc).
 
 #include <ATen/core/Tensor.h>
-#include <ATen/core/ivalue.h>
 
 #include <functional>
 #include <memory>
@@ -24,6 +23,10 @@
 #include "quant/graph_module.h"
 #include "quant/module.h"
 #include "quant/qconfig.h"
+
+namespace c10 {
+struct IValue;  // ATen/core/ivalue.h is heavy, and this header is widely included
+}  // namespace c10
 
 namespace qb {
 
@@ -184,6 +187,9 @@ const OpSpec* find_op(const std::string& name);
 const OpSpec& op(const std::string& name);
 /// The entry a call_module or call_function node runs; GraphError for other nodes.
 const OpSpec& op_of(const GraphModule& gm, const Node& node);
+/// Like op_of, but nullptr for nodes that run no registered op (placeholders, the output,
+/// observers).
+const OpSpec* find_op_of(const GraphModule& gm, const Node& node);
 
 /// Whether the op runs on an int8 tensor as it is, keeping its qparams (kAny and
 /// kLayout domains): converting it needs no int8 counterpart.

@@ -14,18 +14,11 @@ namespace {
 
 constexpr const char* kObserverPrefix = "activation_post_process_";
 
-// The registry entry of a computing node; nullptr for observers, which have none.
-const OpSpec* node_op(const GraphModule& gm, const Node& node) {
-  if (node.op == NodeOp::kCallModule) return find_op(gm.module(node.target).kind());
-  if (node.op == NodeOp::kCallFunction) return find_op(node.target);
-  return nullptr;
-}
-
 // The qconfig of a computing node, or nullopt when it stays fp32 (not quantized by graph
 // mode, or None in the mapping).
 std::optional<QConfig> node_qconfig(const GraphModule& gm, const QConfigMapping& mapping,
                                     const Node& node) {
-  const OpSpec* spec = node_op(gm, node);
+  const OpSpec* spec = find_op_of(gm, node);
   if (!spec || spec->observation == Observation::kNone) return std::nullopt;
   std::string path = node.op == NodeOp::kCallModule ? node.target : "";
   return mapping.qconfig_for(path, spec->qconfig_kind);
@@ -102,7 +95,7 @@ GraphModule prepare(const GraphModule& model, const QConfigMapping& mapping) {
     if (node.op == NodeOp::kPlaceholder || node.op == NodeOp::kOutput) continue;
     std::optional<QConfig> qconfig = node_qconfig(gm, mapping, node);
     if (!qconfig) continue;
-    const OpSpec& spec = *node_op(gm, node);
+    const OpSpec& spec = *find_op_of(gm, node);
     gm.qconfigs[node.name] = *qconfig;
 
     const std::vector<std::string> inputs = data_inputs(spec, node);
@@ -131,7 +124,7 @@ GraphModule prepare(const GraphModule& model, const QConfigMapping& mapping) {
 
     std::vector<std::string> users = gm.graph.users(node.name);
     bool relu_follows = node.target == "add" && users.size() == 1 &&
-                        is_relu(node_op(gm, gm.graph.node(users[0]))) &&
+                        is_relu(find_op_of(gm, gm.graph.node(users[0]))) &&
                         node_qconfig(gm, mapping, gm.graph.node(users[0])).has_value();
     if (relu_follows) {
       deferred.insert(node.name);
