@@ -165,13 +165,21 @@ class LeafGraph {
     return *value;
   }
 
-  int64_t square(const jit::Node* node, size_t index, const char* what) const {
+  /// A 2-D size argument: one int, or a list of one or two.
+  Size2 size2(const jit::Node* node, size_t index, const char* what) const {
     c10::IValue value = constant(node, index, what);
     if (value.isInt()) return value.toInt();
     std::vector<int64_t> values = value.toIntVector();
     if (values.size() == 1) return values[0];
-    if (values.size() == 2 && values[0] == values[1]) return values[0];
-    throw ImportError(where() + ": its " + what + " " + list_text(values) +
+    if (values.size() == 2) return Size2(values[0], values[1]);
+    throw ImportError(where() + ": its " + what + " " + list_text(values) + " is not 2-D");
+  }
+
+  /// A size argument our pooling layers hold as one int.
+  int64_t square(const jit::Node* node, size_t index, const char* what) const {
+    Size2 size = size2(node, index, what);
+    if (size.h == size.w) return size.h;
+    throw ImportError(where() + ": its " + what + " " + size.repr() +
                       " is not square; only square " + what + "s are supported");
   }
 
@@ -214,17 +222,13 @@ std::shared_ptr<Module> make_conv2d(const jit::Module& m, const LeafGraph& g) {
   o.groups = g.constant(conv, traced ? 8 : 6, "groups").toInt();
   o.out_channels = weight.size(0);
   o.in_channels = weight.size(1) * o.groups;
-  if (weight.size(2) != weight.size(3)) {
-    throw ImportError(g.where() + ": its kernel " + list_text(weight.sizes().slice(2)) +
-                      " is not square; only square kernels are supported");
-  }
-  o.kernel_size = weight.size(2);
-  o.stride = g.square(conv, 3, "stride");
+  o.kernel_size = Size2(weight.size(2), weight.size(3));
+  o.stride = g.size2(conv, 3, "stride");
   if (!traced && g.constant(conv, 4, "padding").isString()) {
     throw ImportError(g.where() + ": string padding ('same', 'valid') is not supported");
   }
-  o.padding = g.square(conv, 4, "padding");
-  o.dilation = g.square(conv, 5, "dilation");
+  o.padding = g.size2(conv, 4, "padding");
+  o.dilation = g.size2(conv, 5, "dilation");
   o.bias = tensor_attr(m, "bias").defined();
   return std::make_shared<Conv2d>(o);
 }
@@ -289,6 +293,15 @@ LeafFactory elementwise(const char* kind) {
   };
 }
 
+std::shared_ptr<Module> make_gelu(const jit::Module& m, const LeafGraph& g) {
+  c10::IValue approximate = g.constant(g.op({"aten::gelu"}), 1, "approximate");
+  if (approximate.toStringRef() != "none") {
+    throw ImportError(g.where() + ": approximate='" + approximate.toStringRef() +
+                      "' is not supported; only the exact GELU (approximate='none') is");
+  }
+  return elementwise("GELU")(m, g);
+}
+
 std::shared_ptr<Module> make_adaptive_avg_pool2d(const jit::Module&, const LeafGraph& g) {
   const jit::Node* pool = g.op({"aten::adaptive_avg_pool2d"});
   c10::IValue size = g.constant(pool, 1, "output size");
@@ -319,6 +332,7 @@ const std::map<std::string, LeafFactory>& leaf_factories() {
       {"torch.nn.modules.activation.Hardsigmoid", elementwise("Hardsigmoid")},
       {"torch.nn.modules.activation.Sigmoid", elementwise("Sigmoid")},
       {"torch.nn.modules.activation.SiLU", elementwise("SiLU")},
+      {"torch.nn.modules.activation.GELU", make_gelu},
       {"torch.nn.modules.activation.Tanh", elementwise("Tanh")},
       {"torch.nn.modules.pooling.AdaptiveAvgPool2d", make_adaptive_avg_pool2d},
       {"torch.nn.modules.dropout.Dropout", make_dropout},

@@ -80,17 +80,22 @@ std::string Graph::call_module(const std::string& target, std::vector<std::strin
   node.op = NodeOp::kCallModule;
   node.target = target;
   if (name.empty()) {
-    // FX's _Namespace.create_name: each run of characters outside [0-9a-zA-Z_] becomes
-    // one '_' ("block1-0.proj" -> "block1_0_proj"), and a leading digit gets a '_' before it.
+    // FX's _snake_case ("Mixed_7c.branchPool" -> "mixed_7c.branch_pool"), then its
+    // _Namespace.create_name: each run of characters outside [0-9a-zA-Z_] becomes one '_'
+    // ("block1-0.proj" -> "block1_0_proj"), and a leading digit gets a '_' before it.
     bool in_illegal_run = false;
+    bool previous_lower = false;
     for (char c : target) {
-      bool legal = std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+      const auto byte = static_cast<unsigned char>(c);
+      bool legal = std::isalnum(byte) || c == '_';
       if (legal) {
-        node.name += c;
+        if (previous_lower && std::isupper(byte)) node.name += '_';
+        node.name += static_cast<char>(std::tolower(byte));
       } else if (!in_illegal_run) {
         node.name += '_';
       }
       in_illegal_run = !legal;
+      previous_lower = std::islower(byte);
     }
     if (!node.name.empty() && std::isdigit(static_cast<unsigned char>(node.name[0]))) {
       node.name = "_" + node.name;

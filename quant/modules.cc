@@ -7,8 +7,6 @@
 namespace qb {
 
 namespace {
-// PyTorch prints square sizes as tuples: "(3, 3)".
-std::string pair(int64_t v) { return "(" + std::to_string(v) + ", " + std::to_string(v) + ")"; }
 
 // Python's repr of a float: shortest form that reads back ("1e-05", "0.1").
 std::string py_float(double v) {
@@ -20,35 +18,51 @@ std::string py_float(double v) {
 }
 }  // namespace
 
+std::string Size2::repr() const {
+  return "(" + std::to_string(h) + ", " + std::to_string(w) + ")";
+}
+
+Attr Size2::attr() const {
+  if (h == w) return h;
+  return vec();
+}
+
+std::optional<Size2> Size2::from_attr(const Attr& value) {
+  if (const auto* both = std::get_if<int64_t>(&value)) return Size2(*both);
+  const auto* list = std::get_if<std::vector<int64_t>>(&value);
+  if (list && list->size() == 2) return Size2((*list)[0], (*list)[1]);
+  return std::nullopt;
+}
+
 ModuleConfig conv2d_config(const Conv2dOptions& options) {
   const auto& o = options;
   return {{"in_channels", o.in_channels}, {"out_channels", o.out_channels},
-          {"kernel_size", o.kernel_size}, {"stride", o.stride},
-          {"padding", o.padding},         {"dilation", o.dilation},
+          {"kernel_size", o.kernel_size.attr()}, {"stride", o.stride.attr()},
+          {"padding", o.padding.attr()},         {"dilation", o.dilation.attr()},
           {"groups", o.groups},           {"bias", int64_t{o.bias}}};
 }
 
 Conv2d::Conv2d(const Conv2dOptions& options) : options_(options) {
   const auto& o = options_;
-  register_parameter("weight", at::zeros({o.out_channels, o.in_channels / o.groups, o.kernel_size,
-                                          o.kernel_size}));
+  register_parameter("weight", at::zeros({o.out_channels, o.in_channels / o.groups, o.kernel_size.h,
+                                          o.kernel_size.w}));
   if (o.bias) register_parameter("bias", at::zeros({o.out_channels}));
 }
 
 at::Tensor Conv2d::forward(const std::vector<at::Tensor>& inputs) {
   const auto& o = options_;
   at::Tensor bias = o.bias ? tensor("bias") : at::Tensor();
-  at::Tensor out = at::conv2d(only_input(inputs), tensor("weight"), bias, {o.stride, o.stride},
-                              {o.padding, o.padding}, {o.dilation, o.dilation}, o.groups);
+  at::Tensor out = at::conv2d(only_input(inputs), tensor("weight"), bias, o.stride.vec(),
+                              o.padding.vec(), o.dilation.vec(), o.groups);
   return fused_relu_ ? out.relu_() : out;  // out is fresh: relu in place is safe
 }
 
 std::string Conv2d::extra_repr() const {
   const auto& o = options_;
   std::string s = std::to_string(o.in_channels) + ", " + std::to_string(o.out_channels) +
-                  ", kernel_size=" + pair(o.kernel_size) + ", stride=" + pair(o.stride);
-  if (o.padding != 0) s += ", padding=" + pair(o.padding);
-  if (o.dilation != 1) s += ", dilation=" + pair(o.dilation);
+                  ", kernel_size=" + o.kernel_size.repr() + ", stride=" + o.stride.repr();
+  if (o.padding != 0) s += ", padding=" + o.padding.repr();
+  if (o.dilation != 1) s += ", dilation=" + o.dilation.repr();
   if (o.groups != 1) s += ", groups=" + std::to_string(o.groups);
   if (!o.bias) s += ", bias=False";
   return s;

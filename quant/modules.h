@@ -5,17 +5,37 @@
 #include "quant/module.h"
 
 #include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
 
 namespace qb {
 
-/// Square-kernel 2-D convolution: torch.nn.Conv2d.
+/// A (height, width) size; one int means both, as PyTorch's `_pair` reads `kernel_size=3`.
+struct Size2 {
+  int64_t h = 0;
+  int64_t w = 0;
+  Size2(int64_t both = 0) : h(both), w(both) {}  // NOLINT: implicit, as in PyTorch's API
+  Size2(int64_t height, int64_t width) : h(height), w(width) {}
+  bool operator==(const Size2& other) const { return h == other.h && w == other.w; }
+  bool operator!=(const Size2& other) const { return !(*this == other); }
+  std::vector<int64_t> vec() const { return {h, w}; }
+  /// PyTorch's repr: "(3, 3)", "(1, 7)".
+  std::string repr() const;
+  /// A config entry: one int when square (what older model files hold), else [h, w].
+  Attr attr() const;
+  /// Reads attr()'s forms back; nullopt for any other value.
+  static std::optional<Size2> from_attr(const Attr& value);
+};
+
+/// 2-D convolution: torch.nn.Conv2d (zero padding).
 struct Conv2dOptions {
   int64_t in_channels = 0;
   int64_t out_channels = 0;
-  int64_t kernel_size = 1;
-  int64_t stride = 1;
-  int64_t padding = 0;
-  int64_t dilation = 1;
+  Size2 kernel_size = 1;
+  Size2 stride = 1;
+  Size2 padding = 0;
+  Size2 dilation = 1;
   int64_t groups = 1;
   bool bias = true;
 };
@@ -99,7 +119,7 @@ class ReLU6 : public ModuleBase<ReLU6> {
 };
 
 /// A layer without parameters that applies one ATen function elementwise:
-/// torch.nn.Hardswish, Hardsigmoid, Sigmoid, SiLU.
+/// torch.nn.Hardswish, Hardsigmoid, Sigmoid, Tanh, SiLU, GELU.
 class Elementwise : public ModuleBase<Elementwise> {
  public:
   using Kernel = at::Tensor (*)(const at::Tensor&);

@@ -72,8 +72,8 @@ T config(const Module& module, const std::string& key) {
 
 Conv2dOptions conv2d_options(const ModuleArgs& a) {
   return {a.get<int64_t>("in_channels"), a.get<int64_t>("out_channels"),
-          a.get<int64_t>("kernel_size"), a.get<int64_t>("stride"),
-          a.get<int64_t>("padding"),     a.get<int64_t>("dilation"),
+          a.size2("kernel_size"),        a.size2("stride"),
+          a.size2("padding"),            a.size2("dilation"),
           a.get<int64_t>("groups"),      a.get<int64_t>("bias") != 0};
 }
 
@@ -149,11 +149,10 @@ OpSpec function(std::string name, std::string display_name, Domain domain,
 // fp32 layers (modules.h).
 
 std::string conv_torchscript(TorchScriptContext& c) {
-  const Module& m = c.module();
+  const Conv2dOptions& o = dynamic_cast<const Conv2d&>(c.module()).options();
   return "torch.conv2d(" + c.input(0) + ", " + c.tensor("weight") + ", " + c.tensor("bias") +
-         ", " + ts_pair(config<int64_t>(m, "stride")) + ", " +
-         ts_pair(config<int64_t>(m, "padding")) + ", " + ts_pair(config<int64_t>(m, "dilation")) +
-         ", " + ts(config<int64_t>(m, "groups")) + ")";
+         ", " + ts(o.stride.vec()) + ", " + ts(o.padding.vec()) + ", " + ts(o.dilation.vec()) +
+         ", " + ts(o.groups) + ")";
 }
 
 std::string linear_torchscript(TorchScriptContext& c) {
@@ -335,11 +334,16 @@ void add_float_layers(std::vector<OpSpec>& ops) {
   tanh.fixed_scale = 2.0 / 256;
   tanh.fixed_zero_point = 128;
   ops.push_back(tanh);
-  // PyTorch 1.13 has no int8 SiLU: it runs in fp32 between a dequantize and a quantize.
+  // PyTorch 1.13 has no int8 SiLU or GELU: they run in fp32 between a dequantize and a
+  // quantize.
   ops.push_back(layer(
       "SiLU", Domain::kFloat, Observation::kNone,
       [](const ModuleArgs&) { return std::make_shared<Elementwise>("SiLU", +[](const at::Tensor& x) { return at::silu(x); }); },
       [](TorchScriptContext& c) { return "torch.silu(" + c.input(0) + ")"; }));
+  ops.push_back(layer(
+      "GELU", Domain::kFloat, Observation::kNone,
+      [](const ModuleArgs&) { return std::make_shared<Elementwise>("GELU", +[](const at::Tensor& x) { return at::gelu(x); }); },
+      [](TorchScriptContext& c) { return "torch.gelu(" + c.input(0) + ")"; }));
 }
 
 // ---------------------------------------------------------------------------

@@ -22,6 +22,7 @@
 
 #include "quant/graph_module.h"
 #include "quant/module.h"
+#include "quant/modules.h"
 #include "quant/qconfig.h"
 
 namespace c10 {
@@ -99,6 +100,15 @@ class ModuleArgs {
       if (name == key) return get<T>(key);
     }
     return fallback;
+  }
+  /// The 2-D size entry `key` (Size2::attr's forms).
+  Size2 size2(const std::string& key) const {
+    for (const auto& [name, value] : config_) {
+      if (name != key) continue;
+      if (auto size = Size2::from_attr(value)) return *size;
+      throw ModuleArgsError("config entry '" + key + "' is not an int or a pair of ints");
+    }
+    throw ModuleArgsError("config entry '" + key + "' is missing");
   }
   /// The stored tensor `name` (a layer built from its config alone gets its tensors later).
   at::Tensor tensor(const std::string& name) const { return tensor_(name); }

@@ -15,8 +15,6 @@ namespace qb {
 
 namespace {
 
-std::string pair(int64_t v) { return "(" + std::to_string(v) + ", " + std::to_string(v) + ")"; }
-
 // Python's repr of a float: the shortest text that reads back the same ("0.5", "1.0").
 std::string py_float(double value) {
   char buffer[64];
@@ -54,8 +52,6 @@ std::string weight_qscheme(const at::Tensor& weight) {
   }
 }
 
-c10::List<int64_t> square(int64_t v) { return c10::List<int64_t>({v, v}); }
-
 }  // namespace
 
 QuantizedConv2d::QuantizedConv2d(const Conv2dOptions& options, bool relu, at::Tensor weight,
@@ -68,8 +64,9 @@ QuantizedConv2d::QuantizedConv2d(const Conv2dOptions& options, bool relu, at::Te
   // The kernels accept a missing bias, but a zero bias keeps the state dict uniform.
   if (!bias.defined()) bias = at::zeros({options.out_channels});
   packed_ = call_quantized_op("quantized::conv2d_prepack", "",
-                              {weight, c10::optional<at::Tensor>(bias), square(options.stride),
-                               square(options.padding), square(options.dilation), options.groups});
+                              {weight, c10::optional<at::Tensor>(bias), c10::List<int64_t>(options.stride.vec()),
+                               c10::List<int64_t>(options.padding.vec()),
+                               c10::List<int64_t>(options.dilation.vec()), options.groups});
   register_buffer("weight", weight);
   register_buffer("bias", bias);
   register_buffer("scale", at::scalar_tensor(scale, at::kDouble));
@@ -85,10 +82,10 @@ at::Tensor QuantizedConv2d::forward(const std::vector<at::Tensor>& inputs) {
 std::string QuantizedConv2d::extra_repr() const {
   const auto& o = options_;
   std::string s = std::to_string(o.in_channels) + ", " + std::to_string(o.out_channels) +
-                  ", kernel_size=" + pair(o.kernel_size) + ", stride=" + pair(o.stride) +
+                  ", kernel_size=" + o.kernel_size.repr() + ", stride=" + o.stride.repr() +
                   ", scale=" + py_float(scale_) + ", zero_point=" + std::to_string(zero_point_);
-  if (o.padding != 0) s += ", padding=" + pair(o.padding);
-  if (o.dilation != 1) s += ", dilation=" + pair(o.dilation);
+  if (o.padding != 0) s += ", padding=" + o.padding.repr();
+  if (o.dilation != 1) s += ", dilation=" + o.dilation.repr();
   if (o.groups != 1) s += ", groups=" + std::to_string(o.groups);
   return s;
 }

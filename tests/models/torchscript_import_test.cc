@@ -132,6 +132,35 @@ TEST_CASE("a CNN in the functional style imports, quantizes and exports") {
   }
 }
 
+TEST_CASE("non-square kernels, strides, paddings and dilations import; GELU stays fp32") {
+  for (const char* form : {"scripted", "traced"}) {
+    INFO(form);
+    qb::GraphModule imported = qb::import_torchscript(model_file(std::string("factorized.") + form + ".pt"));
+    const auto& tall = dynamic_cast<const qb::Conv2d&>(imported.module("tall")).options();
+    CHECK(tall.kernel_size == qb::Size2(7, 1));
+    CHECK(tall.stride == qb::Size2(2, 1));
+    CHECK(tall.padding == qb::Size2(3, 0));
+    CHECK(tall.dilation == qb::Size2(1, 2));
+    CHECK(imported.module("tall").extra_repr() ==
+          "8, 8, kernel_size=(7, 1), stride=(2, 1), padding=(3, 0), dilation=(1, 2)");
+    at::NoGradGuard no_grad;
+    at::Tensor x = saved_tensor("factorized.input.pt");
+    CHECK(at::allclose(qb::Interpreter(imported).run(x), saved_tensor("factorized.logits.pt"), 1e-5, 1e-6));
+
+    qb::QConfigMapping mapping;
+    mapping.set_global(qb::default_qconfig("onednn"));
+    qb::GraphModule prepared = qb::prepare(imported, mapping);
+    qb::Interpreter(prepared).run(x);
+    qb::GraphModule converted = qb::convert(prepared, {});
+    CHECK(converted.module("tall").kind() == "QuantizedConv2d");
+    CHECK(converted.module("act").kind() == "GELU");
+    at::Tensor int8 = qb::Interpreter(converted).run(x);
+    const std::string exported = model_dir() + "/factorized_" + form + "_int8.pt";
+    qb::export_torchscript(converted, exported);
+    CHECK(at::equal(torch::jit::load(exported).forward({x}).toTensor(), int8));
+  }
+}
+
 TEST_CASE("a traced layer the trace went around (nn.Identity) leaves no node") {
   qb::GraphModule imported = qb::import_torchscript(model_file("identity.traced.pt"));
   CHECK_FALSE(imported.has_module("skip"));
@@ -150,8 +179,8 @@ TEST_CASE("what a graph cannot hold is an error naming the op, the module and th
                     Contains("module 'block'") && Contains("aten::sin") &&
                         Contains("no mapping") && Contains("torchscript_models.py:"));
   CHECK_THROWS_WITH(qb::import_torchscript(model_file("unsupported_layer.pt")),
-                    Contains("module 'act'") && Contains("layer type GELU") &&
-                        Contains("torch.nn.modules.activation.GELU"));
+                    Contains("module 'act'") && Contains("layer type ELU") &&
+                        Contains("torch.nn.modules.activation.ELU"));
   CHECK_THROWS_WITH(qb::import_torchscript(model_file("parameter_in_code.pt")),
                     Contains("tensor 'scale'") && Contains("outside a supported torch.nn layer"));
 }

@@ -74,7 +74,7 @@ class UnsupportedLayer(nn.Module):
     def __init__(self):
         super().__init__()
         self.conv = nn.Conv2d(3, 4, 3)
-        self.act = nn.GELU()
+        self.act = nn.ELU()
 
     def forward(self, x):
         return self.act(self.conv(x))
@@ -99,6 +99,22 @@ class FunctionalNet(nn.Module):
         x = x.view(x.size(0), -1)
         x = F.dropout(x, p=0.25, training=self.training)
         return self.fc(x)
+
+
+class FactorizedGelu(nn.Module):
+    """Inception-style 1x7 and 7x1 kernels with unequal strides and paddings, and GELU,
+    which PyTorch 1.13 keeps in fp32."""
+
+    def __init__(self):
+        super().__init__()
+        self.wide = nn.Conv2d(3, 8, (1, 7), padding=(0, 3))
+        self.tall = nn.Conv2d(8, 8, (7, 1), stride=(2, 1), padding=(3, 0), dilation=(1, 2))
+        self.act = nn.GELU()
+        self.fc = nn.Linear(8, 5)
+
+    def forward(self, x):
+        x = self.act(self.tall(self.wide(x)))
+        return self.fc(x.mean([2, 3]))
 
 
 class WithIdentity(nn.Module):
@@ -153,6 +169,14 @@ def main():
         torch.jit.save(torch.jit.trace(functional, x[:1]), os.path.join(out, "functional.traced.pt"))
         torch.save({"tensor": x}, os.path.join(out, "functional.input.pt"))
         torch.save({"tensor": functional(x)}, os.path.join(out, "functional.logits.pt"))
+    torch.manual_seed(3)
+    factorized = FactorizedGelu().eval()
+    x = torch.randn(2, 3, 12, 10)
+    with torch.no_grad():
+        torch.jit.save(torch.jit.script(factorized), os.path.join(out, "factorized.scripted.pt"))
+        torch.jit.save(torch.jit.trace(factorized, x[:1]), os.path.join(out, "factorized.traced.pt"))
+        torch.save({"tensor": x}, os.path.join(out, "factorized.input.pt"))
+        torch.save({"tensor": factorized(x)}, os.path.join(out, "factorized.logits.pt"))
     # Tracing goes around nn.Identity, leaving a call without arguments that returns None.
     torch.manual_seed(1)
     identity = WithIdentity().eval()

@@ -184,6 +184,10 @@ TEST_CASE("googlenet (scripted forward returns a tuple with None aux logits)") {
   check_model("googlenet");
 }
 
+TEST_CASE("inception_v3 (1x7 and 7x1 kernels, functional pooling, named-tuple output)") {
+  check_model("inception_v3");
+}
+
 TEST_CASE("efficientnet_b0 (SiLU in fp32, fixed-qparams sigmoid, stochastic depth)") {
   // Tracing leaves no trace of eval-mode StochasticDepth, which FX keeps as a node with
   // an observer after it: one observer fewer per block, the same logits.

@@ -34,6 +34,15 @@ TEST_CASE("graph names nodes as torch.fx does") {
   CHECK(gm.graph.outputs() == std::vector<std::string>{"flatten"});
 }
 
+TEST_CASE("module nodes are named as torch.fx names them: snake case, then legal characters") {
+  Graph graph;
+  auto x = graph.placeholder("x");
+  CHECK(graph.call_module("Mixed_7c.branch_pool.conv", {x}) == "mixed_7c_branch_pool_conv");
+  CHECK(graph.call_module("block.camelCase.ALL_CAPS", {x}) == "block_camel_case_all_caps");
+  CHECK(graph.call_module("features-1.0", {x}) == "features_1_0");
+  CHECK(graph.call_module("0.conv", {x}) == "_0_conv");
+}
+
 TEST_CASE("graph prints like print(gm.graph)") {
   GraphModule gm = small_module();
   CHECK(gm.graph.str() ==

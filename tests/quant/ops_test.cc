@@ -62,6 +62,7 @@ std::map<std::string, std::function<std::shared_ptr<qb::Module>()>> layer_sample
       {"Hardsigmoid", [] { return qb::op("Hardsigmoid").make(no_args("Hardsigmoid")); }},
       {"Sigmoid", [] { return qb::op("Sigmoid").make(no_args("Sigmoid")); }},
       {"SiLU", [] { return qb::op("SiLU").make(no_args("SiLU")); }},
+      {"GELU", [] { return qb::op("GELU").make(no_args("GELU")); }},
       {"Tanh", [] { return qb::op("Tanh").make(no_args("Tanh")); }},
       {"QuantizedHardswish", [] { return std::make_shared<qb::QuantizedHardswish>(0.02, 3); }},
       {"AdaptiveAvgPool2d", [] { return std::make_shared<qb::AdaptiveAvgPool2d>(2, 3); }},

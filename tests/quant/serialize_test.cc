@@ -285,7 +285,7 @@ TEST_CASE("a fused model and every fp32 module kind and attribute type round-tri
   check_same_model(fused, parse_model(serialize_model(fused), "fused"), at::randn({2, 1, 28, 28}));
 
   GraphModule gm;
-  gm.add_module("conv", std::make_shared<Conv2d>(Conv2dOptions{3, 4, 3, 2, 2, 2, 1, true}));
+  gm.add_module("conv", std::make_shared<Conv2d>(Conv2dOptions{3, 4, {1, 3}, {2, 1}, {0, 2}, 2, 1, true}));
   auto depthwise = std::make_shared<Conv2d>(Conv2dOptions{4, 4, 3, 1, 1, 1, 4, false});
   depthwise->fuse_relu();
   gm.add_module("depthwise", depthwise);
@@ -373,7 +373,7 @@ TEST_CASE("damaged or unloadable files fail with a SerializationError naming the
     });
     CHECK_THAT(
         serialization_error([&] { load_model(path); }),
-        Contains(path + ": module 'conv1' (Conv2d): config entry 'stride' has the wrong type"));
+        Contains(path + ": module 'conv1' (Conv2d): config entry 'stride' is not an int or a pair of ints"));
   }
   SECTION("a missing tensor") {
     save_model(fp32, path);
