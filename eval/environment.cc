@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include <array>
+#include <cctype>
+#include <cstdint>
 #include <cstdio>
 #include <ctime>
 #include <fstream>
@@ -82,13 +84,31 @@ Environment capture_environment(const std::string& source_dir) {
   return env;
 }
 
+std::string machine_fingerprint(const Environment& env) {
+  std::string slug;
+  for (char c : env.cpu_model) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (std::isalnum(byte)) {
+      slug += static_cast<char>(std::tolower(byte));
+    } else if (!slug.empty() && slug.back() != '-') {
+      slug += '-';
+    }
+  }
+  while (!slug.empty() && slug.back() == '-') slug.pop_back();
+  uint32_t hash = 2166136261u;
+  for (char c : env.cpu_flags) hash = (hash ^ static_cast<unsigned char>(c)) * 16777619u;
+  char hex[16];
+  std::snprintf(hex, sizeof hex, "%08x", hash);
+  return slug + "-" + std::to_string(env.cores) + "c-torch" + env.libtorch_version + "-" + hex;
+}
+
 nlohmann::json to_json(const Environment& env) {
   return {{"git_revision", env.git_revision},         {"git_dirty", env.git_dirty},
           {"libtorch_version", env.libtorch_version}, {"opencv_version", env.opencv_version},
           {"quantized_engines", env.quantized_engines}, {"cpu_model", env.cpu_model},
           {"cpu_flags", env.cpu_flags},               {"cores", env.cores},
           {"intra_op_threads", env.intra_op_threads}, {"hostname", env.hostname},
-          {"date_utc", env.date_utc}};
+          {"date_utc", env.date_utc},                 {"fingerprint", machine_fingerprint(env)}};
 }
 
 }  // namespace qb

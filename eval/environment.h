@@ -27,4 +27,9 @@ Environment capture_environment(const std::string& source_dir);
 
 nlohmann::json to_json(const Environment& env);
 
+/// What decides whether two machines' latencies compare: "amd-epyc-9b14-2c-torch1.13.0-" and
+/// the first 8 hex digits of FNV-1a 32 over cpu_flags. Nightly baselines are kept per
+/// fingerprint (results/baselines/<fingerprint>/).
+std::string machine_fingerprint(const Environment& env);
+
 }  // namespace qb

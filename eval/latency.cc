@@ -70,10 +70,16 @@ LatencyResult measure_latency(const std::string& name, const std::function<void(
   int previous_threads = at::get_num_threads();
   at::set_num_threads(options.threads);
 
+  // One entry per call of the benchmark function: the estimation runs first, then the
+  // repetitions, which are the last `repetitions` entries.
+  std::vector<RepetitionUsage> usage;
   benchmark::ClearRegisteredBenchmarks();
   benchmark::RegisterBenchmark(name.c_str(),
-                               [&run_once](benchmark::State& state) {
+                               [&](benchmark::State& state) {
+                                 const UsageSnapshot before = take_usage_snapshot();
                                  for (auto _ : state) run_once();
+                                 usage.push_back(usage_between(before, take_usage_snapshot(),
+                                                               options.threads));
                                })
       ->Unit(benchmark::kMillisecond)
       ->UseRealTime()
@@ -92,6 +98,8 @@ LatencyResult measure_latency(const std::string& name, const std::function<void(
   at::set_num_threads(previous_threads);
   LatencyResult result = summarize_latency(collector.times_ms);
   result.google_benchmark = collector.report();
+  const size_t repetitions = std::min(usage.size(), result.repetitions_ms.size());
+  result.usage.assign(usage.end() - static_cast<std::ptrdiff_t>(repetitions), usage.end());
   return result;
 }
 

@@ -4,6 +4,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "eval/contention.h"
+
 #include <functional>
 #include <string>
 #include <vector>
@@ -27,8 +29,10 @@ struct LatencyResult {
   double mean_ms = 0.0;
   double stddev_ms = 0.0;
   double p90_ms = 0.0;
-  /// stddev / mean: how noisy the machine was.
+  /// stddev / mean: how much the repetitions differ (a busy machine can slow all alike).
   double cv = 0.0;
+  /// What each repetition had of the machine (eval/contention.h); empty from summarize_latency.
+  std::vector<RepetitionUsage> usage;
   /// Google Benchmark's own JSON report of the run ({"context": ..., "benchmarks": [...]}), so
   /// its tools (compare.py) can read our measurements; null from summarize_latency.
   nlohmann::json google_benchmark;

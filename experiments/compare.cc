@@ -40,8 +40,17 @@ std::string describe_point(const nlohmann::json& record) {
          std::to_string(point.at("batch_size").get<int64_t>());
 }
 
-MetricChange latency_change(const nlohmann::json& base, const nlohmann::json& cur,
-                            const CompareOptions& options) {
+std::string onednn_isa(const nlohmann::json& record) {
+  return record.value("provenance", nlohmann::json::object())
+      .value("environment", nlohmann::json::object())
+      .value("onednn_isa", std::string());
+}
+
+/// `comparable`: both sides ran on the same kind of machine with the same kernels.
+MetricChange latency_change(const nlohmann::json& base_record, const nlohmann::json& cur_record,
+                            bool comparable, const CompareOptions& options) {
+  const nlohmann::json& base = base_record.at("latency");
+  const nlohmann::json& cur = cur_record.at("latency");
   MetricChange m;
   m.metric = "latency_ms";
   m.baseline = base.at("median_ms").get<double>();
@@ -51,7 +60,12 @@ MetricChange latency_change(const nlohmann::json& base, const nlohmann::json& cu
                              cur.at("repetitions_ms").get<std::vector<double>>())
                   .p_value;
   const bool large = std::abs(m.change) >= options.min_latency_change;
-  if (!large) {
+  if (!comparable || onednn_isa(base_record) != onednn_isa(cur_record)) {
+    m.verdict = "not comparable";
+  } else if (base.value("noisy", false) || cur.value("noisy", false)) {
+    // A measurement that shared its cores says nothing either way.
+    m.verdict = "inconclusive";
+  } else if (!large) {
     m.verdict = "unchanged";
   } else if (m.p_value >= options.alpha) {
     m.verdict = "noise";
@@ -76,11 +90,16 @@ MetricChange accuracy_change(const std::string& metric, double base, double cur,
   return m;
 }
 
-const std::vector<std::string>& compared_environment_fields() {
-  static const std::vector<std::string> fields = {"hostname",        "cpu_model",
-                                                  "cpu_flags",       "cores",
-                                                  "libtorch_version", "opencv_version",
-                                                  "quantized_engines"};
+// Fields that decide latency: runs that differ in one cannot be compared for it.
+const std::vector<std::string>& machine_fields() {
+  static const std::vector<std::string> fields = {"cpu_model", "cpu_flags", "cores",
+                                                  "libtorch_version"};
+  return fields;
+}
+
+// Fields reported when they differ, which do not decide latency.
+const std::vector<std::string>& other_environment_fields() {
+  static const std::vector<std::string> fields = {"hostname", "opencv_version", "quantized_engines"};
   return fields;
 }
 
@@ -100,6 +119,11 @@ bool Comparison::regression() const {
   return false;
 }
 
+std::string Comparison::verdict() const {
+  if (regression()) return "regression";
+  return latency_comparable ? "clean" : "not comparable";
+}
+
 Comparison compare_records(const std::vector<nlohmann::json>& baseline,
                            const std::vector<nlohmann::json>& current,
                            const CompareOptions& options) {
@@ -108,6 +132,24 @@ Comparison compare_records(const std::vector<nlohmann::json>& baseline,
   const auto base = by_hash(measured_baseline);
   const auto cur = by_hash(measured_current);
   Comparison out;
+  if (!measured_baseline.empty() && !measured_current.empty()) {
+    const nlohmann::json b = measured_baseline.front().value("provenance", nlohmann::json::object())
+                                 .value("environment", nlohmann::json::object());
+    const nlohmann::json c = measured_current.front().value("provenance", nlohmann::json::object())
+                                 .value("environment", nlohmann::json::object());
+    for (const auto* fields : {&machine_fields(), &other_environment_fields()}) {
+      for (const std::string& field : *fields) {
+        const nlohmann::json bv = b.value(field, nlohmann::json());
+        const nlohmann::json cv = c.value(field, nlohmann::json());
+        if (bv == cv) continue;
+        auto text = [](const nlohmann::json& v) {
+          return v.is_string() ? v.get<std::string>() : v.dump();
+        };
+        out.environment_differences.push_back(field + ": " + text(bv) + " -> " + text(cv));
+        if (fields == &machine_fields()) out.latency_comparable = false;
+      }
+    }
+  }
   for (const nlohmann::json& record : measured_current) {
     const std::string hash = record["config_hash"].get<std::string>();
     if (!base.count(hash)) {
@@ -121,7 +163,7 @@ Comparison compare_records(const std::vector<nlohmann::json>& baseline,
     p.label = record["label"].get<std::string>();
     p.threads = record["point"]["threads"].get<int64_t>();
     p.batch_size = record["point"]["batch_size"].get<int64_t>();
-    p.metrics.push_back(latency_change(b["latency"], record["latency"], options));
+    p.metrics.push_back(latency_change(b, record, out.latency_comparable, options));
     if (!b["accuracy"].is_null() && !record["accuracy"].is_null()) {
       for (const char* metric : {"top1", "top5"}) {
         p.metrics.push_back(accuracy_change(std::string(metric) + "_percent",
@@ -148,22 +190,6 @@ Comparison compare_records(const std::vector<nlohmann::json>& baseline,
       out.only_in_baseline.push_back(describe_point(record));
     }
   }
-  if (!measured_baseline.empty() && !measured_current.empty()) {
-    const nlohmann::json b = measured_baseline.front().value("provenance", nlohmann::json::object())
-                                 .value("environment", nlohmann::json::object());
-    const nlohmann::json c = measured_current.front().value("provenance", nlohmann::json::object())
-                                 .value("environment", nlohmann::json::object());
-    for (const std::string& field : compared_environment_fields()) {
-      const nlohmann::json bv = b.value(field, nlohmann::json());
-      const nlohmann::json cv = c.value(field, nlohmann::json());
-      if (bv != cv) {
-        auto text = [](const nlohmann::json& v) {
-          return v.is_string() ? v.get<std::string>() : v.dump();
-        };
-        out.environment_differences.push_back(field + ": " + text(bv) + " -> " + text(cv));
-      }
-    }
-  }
   return out;
 }
 
@@ -172,16 +198,19 @@ std::string markdown_report(const Comparison& comparison, const CompareOptions& 
   std::string out = "# " + current_name + " against " + baseline_name + "\n\n";
   int regressions = 0;
   for (const PointComparison& p : comparison.points) regressions += p.regression();
-  out += "**Verdict: " +
-         std::string(comparison.regression() ? "regression" : "clean") + "** (" +
+  out += "**Verdict: " + comparison.verdict() + "** (" +
          std::to_string(comparison.points.size()) + " points compared, " +
          std::to_string(regressions) + " with a regression). Latency: Mann-Whitney U, alpha " +
          format_number("%g", options.alpha) + ", minimum change " +
          format_number("%g", 100 * options.min_latency_change) + "%; accuracy tolerance " +
          format_number("%g", options.accuracy_tolerance) + " points; any size change is flagged.\n\n";
-  if (!comparison.environment_differences.empty()) {
-    out += "> **Warning:** the runs come from different environments, so latencies may not be "
-           "comparable:\n";
+  if (!comparison.latency_comparable) {
+    out += "> **Latency not comparable:** the runs come from different machines or LibTorch "
+           "builds, so no latency change is judged (accuracy and size still are):\n";
+    for (const std::string& d : comparison.environment_differences) out += "> - " + d + "\n";
+    out += "\n";
+  } else if (!comparison.environment_differences.empty()) {
+    out += "> **Note:** the runs' environments differ in ways that do not decide latency:\n";
     for (const std::string& d : comparison.environment_differences) out += "> - " + d + "\n";
     out += "\n";
   }
@@ -245,7 +274,8 @@ nlohmann::json verdict_json(const Comparison& comparison, const CompareOptions& 
                       {"batch_size", p.batch_size},
                       {"metrics", metrics}});
   }
-  return {{"verdict", comparison.regression() ? "regression" : "clean"},
+  return {{"verdict", comparison.verdict()},
+          {"latency_comparable", comparison.latency_comparable},
           {"options",
            {{"alpha", options.alpha},
             {"min_latency_change", options.min_latency_change},

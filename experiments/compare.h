@@ -29,7 +29,8 @@ struct MetricChange {
   double change = 0.0;
   double p_value = -1.0;  // latency only
   /// "regression", "improvement", "unchanged", or for latency "noise" (a large change the test
-  /// does not support).
+  /// does not support), "inconclusive" (either side measured under contention: latency.noisy)
+  /// or "not comparable" (different machines, or oneDNN dispatched to different ISAs).
   std::string verdict;
 };
 
@@ -48,9 +49,15 @@ struct Comparison {
   /// Points on one side only ("model label, threads, batch").
   std::vector<std::string> only_in_baseline;
   std::vector<std::string> only_in_current;
-  /// Environment fields that differ ("cpu_model: A -> B"), which make latency incomparable.
+  /// Environment fields that differ ("cpu_model: A -> B").
   std::vector<std::string> environment_differences;
+  /// False when CPU model, CPU flags, core count or LibTorch version differ: then no latency
+  /// change is judged.
+  bool latency_comparable = true;
   bool regression() const;
+  /// "regression" (of any metric judged), else "not comparable" when latency could not be
+  /// judged, else "clean".
+  std::string verdict() const;
 };
 
 /// Compares two sets of records (a point recorded twice on one side: the later one counts).
@@ -63,7 +70,7 @@ Comparison compare_records(const std::vector<nlohmann::json>& baseline,
 std::string markdown_report(const Comparison& comparison, const CompareOptions& options,
                             const std::string& baseline_name, const std::string& current_name);
 
-/// {"verdict": "clean" | "regression", "regressions": [...], "points": [...], ...}.
+/// {"verdict": "clean" | "regression" | "not comparable", "regressions": [...], "points": [...], ...}.
 nlohmann::json verdict_json(const Comparison& comparison, const CompareOptions& options);
 
 /// The records of a run directory (its records.jsonl) or of a .jsonl file; std::runtime_error

@@ -1,11 +1,13 @@
 // bazel run //experiments:compare -- BASELINE CURRENT [options]
 // Compares two runs (run directories or records files, e.g. results/baselines/nightly.jsonl)
-// point by point. Exit status: 0 clean, 1 regression, 2 bad input.
+// point by point. Exit status: 0 clean, 1 regression, 2 bad input, 3 latency not comparable
+// (another machine) and nothing else regressed.
 
 #include <cstdio>
 #include <fstream>
 #include <string>
 
+#include "eval/environment.h"
 #include "experiments/compare.h"
 #include "experiments/paths.h"
 
@@ -20,7 +22,10 @@ constexpr const char* kUsage =
     "  --accuracy-tolerance P   smallest top-1/top-5 change in points that counts (default 0.1)\n"
     "  --report FILE.md         also write the Markdown report there\n"
     "  --json FILE.json         write the JSON verdict there\n"
-    "exit status: 0 clean, 1 regression, 2 bad input\n";
+    "  --fingerprint            print this machine's fingerprint (baselines are kept per\n"
+    "                           fingerprint) and exit\n"
+    "exit status: 0 clean, 1 regression, 2 bad input, 3 latency not comparable (another\n"
+    "machine or LibTorch build; accuracy and size were still judged)\n";
 
 double number(const std::string& flag, const std::string& text) {
   size_t used = 0;
@@ -54,6 +59,9 @@ int compare_main(int argc, char** argv) {
       report_path = resolve_user_path(argv[++i]);
     } else if (arg == "--json" && has_value) {
       json_path = resolve_user_path(argv[++i]);
+    } else if (arg == "--fingerprint") {
+      std::printf("%s\n", machine_fingerprint(capture_environment(workspace_dir())).c_str());
+      return 0;
     } else if (arg.rfind("--", 0) != 0) {
       runs.push_back(resolve_user_path(arg));
     } else {
@@ -67,10 +75,12 @@ int compare_main(int argc, char** argv) {
   std::printf("%s", report.c_str());
   if (!report_path.empty()) std::ofstream(report_path) << report;
   if (!json_path.empty()) std::ofstream(json_path) << verdict_json(comparison, options).dump(2);
-  for (const std::string& warning : comparison.environment_differences) {
-    std::fprintf(stderr, "warning: environments differ: %s\n", warning.c_str());
+  for (const std::string& difference : comparison.environment_differences) {
+    std::fprintf(stderr, "%s: environments differ: %s\n",
+                 comparison.latency_comparable ? "note" : "latency not comparable", difference.c_str());
   }
-  return comparison.regression() ? 1 : 0;
+  if (comparison.regression()) return 1;
+  return comparison.latency_comparable ? 0 : 3;
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include <regex>
 #include <sstream>
 
+#include "eval/onednn_isa.h"
 #include "experiments/paths.h"
 #include "models/zoo.h"
 #include "quant/quantized_ops.h"
@@ -166,7 +167,7 @@ EvaluationSpec read_evaluation(Config& config, const std::string& data_kind) {
 const std::vector<std::string>& point_fields() {
   static const std::vector<std::string> fields = {"model",   "variant", "engine",  "observer",
                                                   "weights", "mapping", "samples", "threads",
-                                                  "batch_size"};
+                                                  "batch_size", "isa"};
   return fields;
 }
 
@@ -186,6 +187,10 @@ SweepSpec read_sweep(Config& config, const std::vector<std::string>& mapping_nam
   require_at_least(config, "sweep.threads", s.threads, 1);
   s.batch_sizes = config.get_int_list("sweep.batch_sizes", s.batch_sizes);
   require_at_least(config, "sweep.batch_sizes", s.batch_sizes, 1);
+  if (config.has("sweep.isa")) {
+    s.isas = config.get_string_list("sweep.isa");
+    require_known(config, "sweep.isa", s.isas, onednn_isa_names());
+  }
 
   nlohmann::json rules = config.get_json("sweep.exclude", nlohmann::json::array());
   if (!rules.is_array()) throw config.error("sweep.exclude", "must be a list of tables");
@@ -301,10 +306,26 @@ Experiment read_experiment(Config& config, const std::string& file) {
   if (!(e.latency.min_time_s > 0)) throw config.error("latency.min_time_s", "must be > 0");
   e.latency.warmup_s = config.get_double("latency.warmup_s", e.latency.warmup_s);
   if (e.latency.warmup_s < 0) throw config.error("latency.warmup_s", "must be >= 0");
+  ContentionSpec& c = e.contention;
+  c.retries = static_cast<int>(config.get_int("latency.retries", c.retries));
+  if (c.retries < 0) throw config.error("latency.retries", "must be >= 0");
+  c.retry_wait_s = config.get_double("latency.retry_wait_s", c.retry_wait_s);
+  if (c.retry_wait_s < 0) throw config.error("latency.retry_wait_s", "must be >= 0");
+  c.policy.min_cpu_per_thread =
+      config.get_double("latency.min_cpu_per_thread", c.policy.min_cpu_per_thread);
+  if (!(c.policy.min_cpu_per_thread >= 0 && c.policy.min_cpu_per_thread <= 1)) {
+    throw config.error("latency.min_cpu_per_thread", "must be between 0 and 1");
+  }
+  c.policy.max_involuntary_switches_per_thread_s = config.get_double(
+      "latency.max_involuntary_switches_per_thread_s", c.policy.max_involuntary_switches_per_thread_s);
+  if (c.policy.max_involuntary_switches_per_thread_s < 0) {
+    throw config.error("latency.max_involuntary_switches_per_thread_s", "must be >= 0");
+  }
 
   e.trust.sqnr_batches = config.get_int("trust.sqnr_batches", e.trust.sqnr_batches);
   if (e.trust.sqnr_batches < 0) throw config.error("trust.sqnr_batches", "must be >= 0");
   e.trust.round_trip = config.get_bool("trust.round_trip", e.trust.round_trip);
+  e.trust.broken_below_db = config.get_double("trust.broken_below_db", e.trust.broken_below_db);
 
   e.output_dir = resolve_config_path(config.get_string("output.dir", "results/" + e.name));
   return e;

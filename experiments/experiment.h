@@ -18,10 +18,13 @@
 //   [evaluation]   accuracy = true, batch_size, limit, subset_seed, cache = true, workers
 //   [sweep]        variants = ["fp32", "eager", "graph"], engines, observers, weights,
 //                  mappings = ["global", <names of [mappings] files>], threads, batch_sizes,
-//                  exclude = [{ variant = "eager", observer = ["entropy"] }, ...]
+//                  isa = ["avx512_core_vnni", "avx512_core_amx"] (oneDNN's ISA cap; default:
+//                  the CPU's best), exclude = [{ variant = "eager", observer = ["entropy"] }, ...]
 //   [mappings]     <name> = "path/to/qconfig_mapping.toml" (overrides over the global qconfig)
-//   [latency]      repetitions, min_time_s, warmup_s
-//   [trust]        sqnr_batches = 2, round_trip = true
+//   [latency]      repetitions, min_time_s, warmup_s; contention: retries = 2,
+//                  retry_wait_s = 10, min_cpu_per_thread = 0.85,
+//                  max_involuntary_switches_per_thread_s = 100 (eval/contention.h)
+//   [trust]        sqnr_batches = 2, round_trip = true, broken_below_db = 15
 //   [output]       dir = "results/<name>"
 
 #include <nlohmann/json.hpp>
@@ -32,6 +35,7 @@
 #include <string>
 #include <vector>
 
+#include "eval/contention.h"
 #include "eval/latency.h"
 #include "experiments/config.h"
 #include "quant/qconfig_mapping.h"
@@ -84,6 +88,8 @@ struct SweepSpec {
   std::vector<std::string> mappings = {"global"};
   std::vector<int64_t> threads = {1};
   std::vector<int64_t> batch_sizes = {1};
+  /// oneDNN ISA caps (eval/onednn_isa.h); "" measures at the CPU's best.
+  std::vector<std::string> isas = {""};
   /// Each rule maps point fields to a value or a list of values; a point matching every field of
   /// any rule is left out.
   std::vector<nlohmann::json> exclude;
@@ -94,6 +100,16 @@ struct TrustSpec {
   int64_t sqnr_batches = 2;
   /// Save and reload each int8 model and check its accuracy is unchanged.
   bool round_trip = true;
+  /// An int8 point whose output SQNR against fp32 is below this is marked broken.
+  double broken_below_db = 15;
+};
+
+/// What a sweep does when a latency measurement was contended (eval/contention.h).
+struct ContentionSpec {
+  ContentionPolicy policy;
+  /// Measurements again after a contended one, each after waiting retry_wait_s.
+  int retries = 2;
+  double retry_wait_s = 10;
 };
 
 struct Experiment {
@@ -112,6 +128,7 @@ struct Experiment {
   std::map<std::string, QConfigMapping> mappings;
   std::map<std::string, std::string> mapping_files;  // name -> path, for records
   LatencyOptions latency;
+  ContentionSpec contention;
   TrustSpec trust;
   std::string output_dir;
   /// The [data] table as written, for records and hashing.

@@ -15,6 +15,7 @@ std::string Point::label() const {
     if (mapping != "global") text += " " + mapping;
     text += " calib=" + std::to_string(samples) + " " + engine;
   }
+  if (!isa.empty()) text += " " + isa;
   return text;
 }
 
@@ -30,6 +31,8 @@ nlohmann::json Point::to_json() const {
     j["mapping"] = mapping;
     j["samples"] = samples;
   }
+  // Only when set, so records of sweeps without an ISA list keep their hashes.
+  if (!isa.empty()) j["isa"] = isa;
   return j;
 }
 
@@ -37,6 +40,7 @@ std::string Point::model_key() const {
   nlohmann::json j = to_json();
   j.erase("threads");
   j.erase("batch_size");
+  j.erase("isa");
   return j.dump();
 }
 
@@ -72,11 +76,14 @@ std::vector<Point> expand(const Experiment& e) {
     points.push_back(std::move(point));
   };
   auto timings = [&](Point point) {
-    for (int64_t threads : e.sweep.threads) {
-      for (int64_t batch : e.sweep.batch_sizes) {
-        point.threads = threads;
-        point.batch_size = batch;
-        add(point);
+    for (const std::string& isa : e.sweep.isas) {
+      for (int64_t threads : e.sweep.threads) {
+        for (int64_t batch : e.sweep.batch_sizes) {
+          point.isa = isa;
+          point.threads = threads;
+          point.batch_size = batch;
+          add(point);
+        }
       }
     }
   };

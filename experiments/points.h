@@ -1,6 +1,6 @@
 #pragma once
 // The points of a sweep: the Cartesian product of an experiment's lists, minus its exclude rules,
-// in a fixed order (threads and batch sizes innermost, so consecutive points share a model), and
+// in a fixed order (ISA, threads and batch sizes innermost, so consecutive points share a model), and
 // the hash that identifies a point's configuration across runs.
 
 #include <nlohmann/json.hpp>
@@ -25,6 +25,8 @@ struct Point {
   int64_t samples = -1;  // calibration samples; 0 converts without calibration
   int64_t threads = 1;
   int64_t batch_size = 1;
+  /// The oneDNN ISA cap the point is timed under (eval/onednn_isa.h); "" for the CPU's best.
+  std::string isa;
 
   bool int8() const { return variant != "fp32"; }
   /// The table's row label, e.g. "graph histogram/per_channel calib=256 onednn" or "fp32";
@@ -32,7 +34,7 @@ struct Point {
   std::string label() const;
   /// The fields above as a JSON object (exclude rules match against it).
   nlohmann::json to_json() const;
-  /// Identifies the converted model: every field except threads and batch size.
+  /// Identifies the converted model: every field except threads, batch size and ISA.
   std::string model_key() const;
 };
 

@@ -374,6 +374,24 @@ std::vector<std::string> write_report(const std::string& out_dir, const std::str
   return written;
 }
 
+namespace {
+
+bool is_broken(const nlohmann::json& record) {
+  const nlohmann::json trust = record.value("trust", nlohmann::json());
+  return trust.is_object() && trust.value("broken", false);
+}
+
+/// What publishing shows: a broken int8 model's latency is not a result.
+std::vector<nlohmann::json> publishable(const std::vector<nlohmann::json>& records) {
+  std::vector<nlohmann::json> kept;
+  for (const nlohmann::json& record : latest_measured(records)) {
+    if (!is_broken(record)) kept.push_back(record);
+  }
+  return kept;
+}
+
+}  // namespace
+
 std::string published_markdown(
     const std::vector<std::pair<std::string, std::vector<nlohmann::json>>>& runs) {
   std::string out =
@@ -391,8 +409,19 @@ std::string published_markdown(
     for (const auto& [key, value] : provenance_summary(records)) {
       out += "- " + key + ": " + value + "\n";
     }
-    out += "\n" + markdown_table(table_rows(records)) + "\n";
-    for (const auto& [stem, spec] : run_plots(records)) {
+    out += "\n" + markdown_table(table_rows(publishable(records))) + "\n";
+    std::string left_out;
+    for (const TableRow& row : table_rows(records)) {
+      if (!row.broken) continue;
+      left_out += "- " + row.model + " " + row.variant + ", " + std::to_string(row.threads) +
+                  " thread(s), batch " + std::to_string(row.batch_size) + ": output SQNR " +
+                  format_number("%.1f", *row.output_sqnr_db) + " dB against fp32\n";
+    }
+    if (!left_out.empty()) {
+      out += "Left out as broken (int8 output too far from fp32's, trust.broken_below_db):\n\n" +
+             left_out + "\n";
+    }
+    for (const auto& [stem, spec] : run_plots(publishable(records))) {
       out += "![" + spec.title + "](plots/" + name + "-" + stem + ".svg)\n\n";
     }
   }
@@ -405,7 +434,7 @@ std::vector<std::string> write_published(
   fs::create_directories(dir + "/plots");
   std::vector<std::string> written;
   for (const auto& [name, records] : runs) {
-    for (const auto& [stem, spec] : run_plots(records)) {
+    for (const auto& [stem, spec] : run_plots(publishable(records))) {
       const std::string path = dir + "/plots/" + name + "-" + stem + ".svg";
       render_svg(spec, path);
       written.push_back(path);

@@ -4,7 +4,10 @@
 //
 // Work is shared between points: the evaluation images are decoded once (CachedDataset), the
 // fp32 accuracy once per model, each calibration subset once per seed, and each converted model
-// (with its accuracy and trust checks) once for all its thread counts and batch sizes.
+// (with its accuracy and trust checks) once for all its thread counts, batch sizes and ISAs.
+// Latency is not shared: each measurement runs in a fresh process (eval/isolated_latency.h) on
+// the saved model, and one that shows contention (eval/contention.h) is repeated, then recorded
+// as noisy if it stays so.
 
 #include <memory>
 #include <optional>
@@ -23,6 +26,9 @@ struct SweepOptions {
   int shard_n = 1;
   /// The run directory's name under the experiment's output directory.
   std::string run = "default";
+  /// The latency_probe binary every latency measurement runs in; empty: find_latency_probe("")
+  /// (from $QB_LATENCY_PROBE or the runfiles of a test or `bazel run`).
+  std::string latency_probe;
 };
 
 /// What a sweep did, for callers and tests.
@@ -31,6 +37,7 @@ struct SweepSummary {
   int skipped = 0;   // already recorded
   int measured = 0;
   int failed = 0;    // recorded as failures, to be tried again by the next run
+  int unsupported = 0;  // not measured: this CPU lacks the point's ISA
   std::string run_dir;
 };
 

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <string>
 
+#include "eval/isolated_latency.h"
 #include "experiments/config.h"
 #include "experiments/datasets.h"
 #include "experiments/experiment.h"
@@ -54,6 +55,7 @@ int sweep_main(int argc, char** argv) {
   // threads the point does not name. It can only be set before any parallel work.
   at::set_num_interop_threads(1);
 
+  options.latency_probe = find_latency_probe(argv[0]);
   Config config = Config::from_file(file);
   Experiment experiment = read_experiment(config, file);
   std::unique_ptr<Dataset> evaluation = open_dataset(config, "data", experiment.evaluation.split);

@@ -1,5 +1,6 @@
 #include "experiments/table.h"
 
+#include <cmath>
 #include <cstdio>
 #include <map>
 #include <tuple>
@@ -31,6 +32,23 @@ std::string markdown_figure(const std::optional<Figure>& f) {
   return text;
 }
 
+// The fp32 row's label is "fp32", followed by its ISA when the sweep lists ISAs.
+bool point_is_fp32(const TableRow& row) {
+  return row.variant == "fp32" || row.variant == "fp32 " + row.isa;
+}
+
+std::string markdown_latency(const TableRow& row) {
+  std::string text = format_number("%.3f", row.latency_ms);
+  if (row.noisy) text += " noisy";
+  if (row.oversubscribed) text += " oversubscribed";
+  return text;
+}
+
+std::string markdown_variant(const TableRow& row) {
+  if (!row.broken) return row.variant;
+  return row.variant + " BROKEN (output SQNR " + format_number("%.1f", *row.output_sqnr_db) + " dB)";
+}
+
 }  // namespace
 
 std::string format_number(const char* pattern, double value) {
@@ -51,16 +69,29 @@ std::vector<TableRow> table_rows(const std::vector<nlohmann::json>& records) {
     row.size_mb = record.at("size_bytes").get<double>() / 1e6;
     row.top1 = figure(record.at("accuracy"), "top1");
     row.top5 = figure(record.at("accuracy"), "top5");
-    row.latency_ms = record.at("latency").at("median_ms").get<double>();
+    const nlohmann::json& latency = record.at("latency");
+    row.latency_ms = latency.at("median_ms").get<double>();
+    row.isa = point.value("isa", "");
+    row.noisy = latency.value("noisy", false);
+    row.oversubscribed = latency.value("oversubscribed", false);
+    const nlohmann::json trust = record.value("trust", nlohmann::json());
+    if (trust.is_object() && trust.contains("output_sqnr_db")) {
+      const nlohmann::json& db = trust.at("output_sqnr_db");
+      row.output_sqnr_db = db.is_number() ? db.get<double>()
+                                          : (db == "inf" ? INFINITY : -INFINITY);
+      row.broken = trust.value("broken", false);
+    }
     rows.push_back(row);
   }
-  std::map<std::tuple<std::string, int64_t, int64_t>, double> fp32_latency;
+  std::map<std::tuple<std::string, int64_t, int64_t, std::string>, double> fp32_latency;
   for (const TableRow& row : rows) {
-    if (row.variant == "fp32") fp32_latency[{row.model, row.threads, row.batch_size}] = row.latency_ms;
+    if (point_is_fp32(row)) fp32_latency[{row.model, row.threads, row.batch_size, row.isa}] = row.latency_ms;
   }
   for (TableRow& row : rows) {
-    auto it = fp32_latency.find({row.model, row.threads, row.batch_size});
-    if (it != fp32_latency.end() && row.latency_ms > 0) row.speedup = it->second / row.latency_ms;
+    auto it = fp32_latency.find({row.model, row.threads, row.batch_size, row.isa});
+    if (it != fp32_latency.end() && row.latency_ms > 0 && !row.broken) {
+      row.speedup = it->second / row.latency_ms;
+    }
   }
   return rows;
 }
@@ -70,10 +101,10 @@ std::string markdown_table(const std::vector<TableRow>& rows) {
       "| model | variant | threads | batch | size MB | top-1 % | top-5 % | latency ms | speedup |\n"
       "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n";
   for (const TableRow& row : rows) {
-    out += "| " + row.model + " | " + row.variant + " | " + std::to_string(row.threads) + " | " +
+    out += "| " + row.model + " | " + markdown_variant(row) + " | " + std::to_string(row.threads) + " | " +
            std::to_string(row.batch_size) + " | " + format_number("%.3f", row.size_mb) + " | " +
            markdown_figure(row.top1) + " | " + markdown_figure(row.top5) + " | " +
-           format_number("%.3f", row.latency_ms) + " | " +
+           markdown_latency(row) + " | " +
            (row.speedup ? format_number("%.2fx", *row.speedup) : std::string("-")) + " |\n";
   }
   return out;
@@ -82,7 +113,8 @@ std::string markdown_table(const std::vector<TableRow>& rows) {
 std::string csv_table(const std::vector<TableRow>& rows) {
   std::string out =
       "model,variant,threads,batch_size,size_mb,top1_percent,top1_ci95_low,top1_ci95_high,"
-      "top5_percent,top5_ci95_low,top5_ci95_high,seeds,latency_ms,speedup\n";
+      "top5_percent,top5_ci95_low,top5_ci95_high,seeds,latency_ms,speedup,isa,noisy,"
+      "oversubscribed,output_sqnr_db,broken\n";
   auto figure_fields = [](const std::optional<Figure>& f) {
     if (!f) return std::string(",,");
     return format_number("%.4f", f->mean) + "," + format_number("%.4f", f->ci95_low) + "," +
@@ -94,7 +126,11 @@ std::string csv_table(const std::vector<TableRow>& rows) {
            format_number("%.6f", row.size_mb) + "," + figure_fields(row.top1) + "," +
            figure_fields(row.top5) + "," + (row.top1 ? std::to_string(row.top1->n) : "") + "," +
            format_number("%.6f", row.latency_ms) + "," +
-           (row.speedup ? format_number("%.4f", *row.speedup) : std::string()) + "\n";
+           (row.speedup ? format_number("%.4f", *row.speedup) : std::string()) + "," +
+           csv_field(row.isa) + "," + (row.noisy ? "true" : "false") + "," +
+           (row.oversubscribed ? "true" : "false") + "," +
+           (row.output_sqnr_db ? format_number("%.4f", *row.output_sqnr_db) : std::string()) + "," +
+           (row.broken ? "true" : "false") + "\n";
   }
   return out;
 }

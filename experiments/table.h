@@ -1,7 +1,9 @@
 #pragma once
 // The comparison table of a run, built from its records: one row per point, with accuracy (the
 // mean and 95% interval over calibration seeds), size, latency and speedup against the fp32 row
-// of the same model, thread count and batch size.
+// of the same model, thread count, batch size and ISA. A latency measured under contention is
+// marked "noisy", one with more threads than cores "oversubscribed", and an int8 model whose
+// output is too far from fp32's "BROKEN" (with no speedup: a wrong result is not faster).
 
 #include <nlohmann/json.hpp>
 
@@ -29,6 +31,14 @@ struct TableRow {
   std::optional<Figure> top5;
   double latency_ms = 0.0;  // median time of one batch
   std::optional<double> speedup;  // fp32 latency / this latency, when the fp32 row exists
+  std::string isa;  // the point's oneDNN ISA cap; "" for the CPU's best
+  /// latency.noisy: measured under contention (eval/contention.h) even after retries.
+  bool noisy = false;
+  /// More threads than cores.
+  bool oversubscribed = false;
+  /// trust.output_sqnr_db and trust.broken of an int8 point.
+  std::optional<double> output_sqnr_db;
+  bool broken = false;
 };
 
 /// `value` printed with a printf `pattern` such as "%.2f".

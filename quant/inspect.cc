@@ -125,12 +125,17 @@ std::vector<LayerSqnr> layer_sqnr(const GraphModule& reference, const GraphModul
   }
 
   std::vector<LayerSqnr> result;
-  for (const Sums& node_sums : sums) {
-    double db = node_sums.noise == 0.0 ? std::numeric_limits<double>::infinity()
-                                       : 10.0 * std::log10(node_sums.signal / node_sums.noise);
-    result.push_back({node_sums.name, db});
-  }
+  for (const Sums& node_sums : sums) result.push_back({node_sums.name, sqnr_db(node_sums.signal, node_sums.noise)});
   return result;
+}
+
+double sqnr_db(double signal, double noise) {
+  return noise == 0.0 ? std::numeric_limits<double>::infinity() : 10.0 * std::log10(signal / noise);
+}
+
+double sqnr_db(const at::Tensor& reference, const at::Tensor& actual) {
+  at::Tensor ref = as_double(reference);
+  return sqnr_db(ref.square().sum().item<double>(), (ref - as_double(actual)).square().sum().item<double>());
 }
 
 }  // namespace qb

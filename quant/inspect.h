@@ -80,4 +80,11 @@ struct LayerSqnr {
 std::vector<LayerSqnr> layer_sqnr(const GraphModule& reference, const GraphModule& converted,
                                   const std::vector<at::Tensor>& inputs);
 
+/// 10 log10(signal / noise), with LayerSqnr::sqnr_db's conventions when noise is zero.
+double sqnr_db(double signal, double noise);
+
+/// The SQNR of `actual` against `reference`, element by element (quantized values
+/// dequantized, any layout).
+double sqnr_db(const at::Tensor& reference, const at::Tensor& actual);
+
 }  // namespace qb

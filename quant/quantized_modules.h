@@ -27,6 +27,8 @@ class QuantizedConv2d : public ModuleBase<QuantizedConv2d> {
   std::string extra_repr() const override;
   /// The conv options plus scale and zero_point; relu shows in kind().
   ModuleConfig config() const override;
+  const Conv2dOptions& options() const { return options_; }
+  bool relu() const { return relu_; }
   double scale() const { return scale_; }
   int64_t zero_point() const { return zero_point_; }
   /// The quantized engine the weight was prepacked for (current at construction).

@@ -11,6 +11,7 @@ packages=(
   libopencv-dev          # image decoding and transforms
   libjpeg62-turbo-dev    # decoding part of a JPEG
   libbenchmark-dev       # latency measurements
+  libdnnl-dev            # oneDNN 2.6 headers: which ISA the int8 kernels dispatch to
   libtomlplusplus-dev    # experiment files
   nlohmann-json3-dev     # result records
   libssl-dev             # SHA-256 of checkpoints and experiment files

@@ -103,10 +103,46 @@ TEST_CASE("points on one side only are listed; different machines are warned abo
   CHECK(c.only_in_current == std::vector<std::string>{"m graph new, 1 thread(s), batch 1"});
   CHECK(c.environment_differences == std::vector<std::string>{"cpu_model: EPYC -> Xeon"});
   CHECK_FALSE(c.regression());
+  CHECK_FALSE(c.latency_comparable);
+  CHECK(c.verdict() == "not comparable");
+  CHECK(metric(c.points[0], "latency_ms").verdict == "not comparable");
   std::string report = markdown_report(c, {}, "base", "cur");
+  CHECK(report.find("**Verdict: not comparable**") != std::string::npos);
   CHECK(report.find("> - cpu_model: EPYC -> Xeon") != std::string::npos);
   CHECK(report.find("## Only in the baseline\n\n- m graph gone, 1 thread(s), batch 1") !=
         std::string::npos);
+}
+
+TEST_CASE("another machine's run: latency is not judged, accuracy and size still are") {
+  Comparison c = compare_records({record("a", kBase, 92.0)},
+                                 {record("a", kSlower, 91.0, 1000, "Xeon")}, {});
+  CHECK(metric(c.points[0], "latency_ms").verdict == "not comparable");
+  CHECK(metric(c.points[0], "top1_percent").verdict == "regression");
+  CHECK(c.verdict() == "regression");
+  CHECK(verdict_json(c, {})["latency_comparable"] == false);
+  // Only the host name differs: the same kind of machine, latency judged.
+  nlohmann::json other_host = record("a", kSlower);
+  other_host["provenance"]["environment"]["hostname"] = "runner-2";
+  Comparison hosts = compare_records({record("a", kBase)}, {other_host}, {});
+  CHECK(hosts.latency_comparable);
+  CHECK(metric(hosts.points[0], "latency_ms").verdict == "regression");
+}
+
+TEST_CASE("a latency measured under contention makes its change inconclusive") {
+  nlohmann::json noisy = record("a", kSlower);
+  noisy["latency"]["noisy"] = true;
+  Comparison c = compare_records({record("a", kBase), record("b", kBase)},
+                                 {noisy, record("b", kFaster)}, {});
+  CHECK(metric(c.points[0], "latency_ms").verdict == "inconclusive");
+  CHECK(metric(c.points[1], "latency_ms").verdict == "improvement");
+  CHECK_FALSE(c.regression());
+  CHECK(c.verdict() == "clean");
+  // So is a point whose oneDNN dispatched to another ISA than the baseline's.
+  nlohmann::json amx = record("a", kSlower);
+  amx["provenance"]["environment"]["onednn_isa"] = "avx512_core_amx";
+  nlohmann::json vnni = record("a", kBase);
+  vnni["provenance"]["environment"]["onednn_isa"] = "avx512_core_vnni";
+  CHECK(metric(compare_records({vnni}, {amx}, {}).points[0], "latency_ms").verdict == "not comparable");
 }
 
 TEST_CASE("bad input names the side or the file") {

@@ -171,7 +171,12 @@ TEST_CASE("experiment errors name the file, line and key") {
         "experiment.toml:9: 'sweep.mappings': unknown value 'float_fc' (known: global)");
   CHECK(error_of(m + "[sweep]\nexclude = [{ obsrver = \"minmax\" }]\n") ==
         "experiment.toml:9: 'sweep.exclude': rule 1: unknown field 'obsrver' (known: model, "
-        "variant, engine, observer, weights, mapping, samples, threads, batch_size)");
+        "variant, engine, observer, weights, mapping, samples, threads, batch_size, isa)");
+  CHECK(error_of(m + "[sweep]\nisa = [\"avx512\"]\n") ==
+        "experiment.toml:9: 'sweep.isa': unknown value 'avx512' (known: avx2, avx2_vnni, "
+        "avx512_core, avx512_core_vnni, avx512_core_bf16, avx512_core_amx)");
+  CHECK(error_of(m + "[latency]\nmin_cpu_per_thread = 1.5\n") ==
+        "experiment.toml:9: 'latency.min_cpu_per_thread': must be between 0 and 1");
   CHECK(error_of(m + "[calibration]\nsamples = [-1]\n") ==
         "experiment.toml:9: 'calibration.samples': values must be >= 0, got -1");
   CHECK(error_of(m + "[calibration]\nsubset = \"best\"\n") ==

@@ -12,8 +12,10 @@
 #include "data/fashion_mnist.h"
 #include "data/hash.h"
 #include "data/subsets.h"
+#include "eval/onednn_isa.h"
 #include "experiments/datasets.h"
 #include "experiments/records.h"
+#include "experiments/table.h"
 #include "tests/catch.h"
 #include "tests/test_util.h"
 
@@ -48,6 +50,7 @@ variants = ["fp32", "graph"]
 repetitions = 2
 min_time_s = 0.01
 warmup_s = 0.0
+retries = 0
 [trust]
 sqnr_batches = 1
 [output]
@@ -108,6 +111,14 @@ TEST_CASE("a sweep records every point once, and a rerun resumes where it stoppe
     CHECK(fp32["provenance"]["environment"].contains(field));
   }
   CHECK(fp32["provenance"]["environment"]["intra_op_threads"] == 1);
+  // Timed in a probe process, with what it had of the machine per repetition.
+  CHECK(fp32["latency"]["isolated"] == true);
+  CHECK(fp32["latency"]["noisy"].is_boolean());
+  CHECK(fp32["latency"]["oversubscribed"] == false);
+  REQUIRE(fp32["latency"]["contention"]["attempts"].size() == 1);  // retries = 0
+  CHECK(fp32["latency"]["contention"]["attempts"][0]["repetitions"].size() == 2);
+  CHECK_FALSE(fp32["provenance"]["environment"]["onednn_isa"].get<std::string>().empty());
+  CHECK_FALSE(fp32["trust"].contains("output_sqnr_db"));
 
   const nlohmann::json& calibrated = records[2];
   CHECK(calibrated["label"] == "graph histogram/per_channel calib=64 onednn");
@@ -116,6 +127,8 @@ TEST_CASE("a sweep records every point once, and a rerun resumes where it stoppe
   CHECK(calibrated["accuracy"]["top1"]["n"] == 2);
   CHECK(calibrated["calibration"]["overlapping_examples"] == 0);
   CHECK(calibrated["trust"]["round_trip_equal"] == true);
+  CHECK(calibrated["trust"]["output_sqnr_db"].get<double>() > 15.0);
+  CHECK(calibrated["trust"]["broken"] == false);
   CHECK(calibrated["trust"]["fp32_nodes"].empty());
   CHECK(calibrated["trust"]["int8_nodes"].get<int>() > 0);
   const nlohmann::json& sqnr = calibrated["trust"]["sqnr_db"];
@@ -145,6 +158,66 @@ TEST_CASE("a sweep records every point once, and a rerun resumes where it stoppe
   force.force = true;
   Loaded forced = load(dir);
   CHECK(run(forced, force).measured == 3);
+}
+
+TEST_CASE("the ISA is a dimension: each probe is capped, an ISA the CPU lacks is skipped") {
+  if (!cpu_has_isa("avx2")) {
+    WARN("this CPU lacks AVX2: no ISA to cap at");
+    return;
+  }
+  std::vector<std::string> isas = {"avx2"};
+  std::string lacking;
+  for (const std::string& isa : onednn_isa_names()) {
+    if (!cpu_has_isa(isa)) lacking = isa;
+  }
+  if (!lacking.empty()) isas.push_back(lacking);
+  nlohmann::json isa_list = isas;
+  std::string dir = test::scratch_dir("sweep_isa").string();
+  std::string path = dir + "/experiment.toml";
+  test::write_file(path, std::string(R"(name = "sweep_isa"
+[model]
+)") + kZooModel + R"([data]
+kind = "fashion_mnist"
+limit = 64
+[calibration]
+samples = [32]
+[evaluation]
+accuracy = false
+[sweep]
+variants = ["fp32", "graph"]
+isa = )" + isa_list.dump() + R"(
+[latency]
+repetitions = 2
+min_time_s = 0.01
+warmup_s = 0.0
+retries = 0
+[trust]
+round_trip = false
+sqnr_batches = 0
+[output]
+dir = ")" + dir + "/results\"\n");
+  Config config = Config::from_file(path);
+  Experiment experiment = read_experiment(config, path);
+  std::unique_ptr<Dataset> test_split = open_dataset(config, "data", experiment.evaluation.split);
+  std::unique_ptr<Dataset> train_split = open_dataset(config, "data", experiment.calibration.split);
+  config.reject_unknown_keys();
+  SweepSummary summary = run_sweep(experiment, *test_split, *train_split, {});
+  CHECK(summary.measured == 2);
+  CHECK(summary.unsupported == (lacking.empty() ? 0 : 2));
+  CHECK(summary.failed == 0);
+  std::vector<nlohmann::json> records = read_records(summary.run_dir + "/records.jsonl");
+  REQUIRE(records.size() == 2);
+  for (const nlohmann::json& record : records) {
+    CHECK(record["point"]["isa"] == "avx2");
+    CHECK(record["provenance"]["environment"]["onednn_isa"] == "avx2");
+    CHECK(record["provenance"]["environment"]["onednn_max_cpu_isa"] == "avx2");
+  }
+  CHECK(records[0]["label"] == "fp32 avx2");
+  CHECK(records[1]["label"] == "graph histogram/per_channel calib=32 onednn avx2");
+  // No accuracy: the output SQNR is computed on calibration images.
+  CHECK(records[1]["trust"]["output_sqnr_db"].get<double>() > 15);
+  std::vector<TableRow> rows = table_rows(records);
+  CHECK(rows[1].speedup);  // against the fp32 row of the same ISA
 }
 
 TEST_CASE("shards of a sweep together measure every point once") {

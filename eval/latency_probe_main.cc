@@ -1,0 +1,78 @@
+// The process one latency measurement runs in (eval/isolated_latency.h):
+//   latency_probe REQUEST.json RESULT.json
+// loads the saved model, computes its output SQNR against the fp32 reference when asked,
+// times it through Google Benchmark, and writes what it measured. Errors go to stderr with
+// exit status 1; the caller reports them.
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <c10/core/InferenceMode.h>
+
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+#include "eval/isolated_latency.h"
+#include "eval/onednn_isa.h"
+#include "models/checkpoint.h"
+#include "quant/inspect.h"
+#include "quant/interpreter.h"
+#include "quant/quantized_ops.h"
+#include "quant/serialize.h"
+
+namespace qb {
+namespace {
+
+at::Tensor input_tensor(const std::string& path) {
+  StateDict tensors = read_state_dict(path);
+  for (const auto& [name, tensor] : tensors) {
+    if (name == "input") return tensor;
+  }
+  throw std::runtime_error(path + ": holds no tensor named 'input'");
+}
+
+int probe_main(int argc, char** argv) {
+  if (argc != 3) {
+    std::fprintf(stderr, "usage: latency_probe REQUEST.json RESULT.json\n");
+    return 2;
+  }
+  // Before any parallel work: the point's threads only, no inter-op pool.
+  at::set_num_interop_threads(1);
+  std::ifstream in(argv[1]);
+  if (!in) throw std::runtime_error(std::string(argv[1]) + ": cannot read the request");
+  const ProbeRequest request = probe_request_from_json(nlohmann::json::parse(in));
+  if (!request.engine.empty()) select_engine(request.engine);
+
+  c10::InferenceMode no_autograd;
+  GraphModule model = load_model(request.model);
+  Interpreter interpreter(model);
+  const at::Tensor input = input_tensor(request.input);
+
+  ProbeResult result;
+  if (!request.reference_model.empty()) {
+    GraphModule reference = load_model(request.reference_model);
+    const at::Tensor sqnr_input = input_tensor(request.sqnr_input);
+    result.output_sqnr_db = sqnr_db(Interpreter(reference).run(sqnr_input), interpreter.run(sqnr_input));
+  }
+  result.timing = measure_latency(request.name, [&] { interpreter.run(input); }, request.latency);
+  // Asked after the model ran: by then oneDNN has fixed its ISA for this process.
+  result.onednn_isa = effective_onednn_isa();
+
+  std::ofstream out(argv[2]);
+  out << to_json(result).dump();
+  if (!out) throw std::runtime_error(std::string(argv[2]) + ": cannot write the result");
+  return 0;
+}
+
+}  // namespace
+}  // namespace qb
+
+int main(int argc, char** argv) {
+  try {
+    return qb::probe_main(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s\n", e.what());
+    return 1;
+  }
+}
