@@ -174,7 +174,7 @@ const std::vector<std::string>& point_fields() {
 SweepSpec read_sweep(Config& config, const std::vector<std::string>& mapping_names) {
   SweepSpec s;
   s.variants = config.get_string_list("sweep.variants", s.variants);
-  require_known(config, "sweep.variants", s.variants, {"fp32", "eager", "graph"});
+  require_known(config, "sweep.variants", s.variants, {"fp32", "fp32_as_built", "eager", "graph"});
   s.engines = config.get_string_list("sweep.engines", s.engines);
   require_known(config, "sweep.engines", s.engines, available_engines());
   s.observers = config.get_string_list("sweep.observers", s.observers);

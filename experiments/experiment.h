@@ -16,7 +16,8 @@
 //                  DataLoader without shuffling gives them; seeds change nothing, so at most
 //                  one seed)
 //   [evaluation]   accuracy = true, batch_size, limit, subset_seed, cache = true, workers
-//   [sweep]        variants = ["fp32", "eager", "graph"], engines, observers, weights,
+//   [sweep]        variants = ["fp32", "eager", "graph"] (and "fp32_as_built": fp32 is timed
+//                  in its deployment form, quant/fp32_deploy.h), engines, observers, weights,
 //                  mappings = ["global", <names of [mappings] files>], threads, batch_sizes,
 //                  isa = ["avx512_core_vnni", "avx512_core_amx"] (oneDNN's ISA cap; default:
 //                  the CPU's best), exclude = [{ variant = "eager", observer = ["entropy"] }, ...]

@@ -92,7 +92,7 @@ std::vector<Point> expand(const Experiment& e) {
       Point point;
       point.model = model;
       point.variant = variant;
-      if (variant == "fp32") {
+      if (!point.int8()) {
         timings(point);
         continue;
       }
@@ -138,6 +138,8 @@ nlohmann::json point_config(const Experiment& e, const Point& point,
        {{"repetitions", e.latency.repetitions},
         {"min_time_s", e.latency.min_time_s},
         {"warmup_s", e.latency.warmup_s}}}};
+  // Records from before fp32 was timed in its deployment form hold other numbers.
+  if (point.variant == "fp32") config["fp32_form"] = "deploy";
   if (point.int8()) {
     config["calibration"] = {{"split", e.calibration.split},
                              {"subset", e.calibration.subset},

@@ -17,7 +17,9 @@ namespace qb {
 /// One configuration to measure. fp32 points leave the quantization fields empty (samples -1).
 struct Point {
   std::string model;
-  std::string variant;  // "fp32", "eager" or "graph"
+  /// "fp32" (timed in its deployment form, quant/fp32_deploy.h), "fp32_as_built" (the graph
+  /// as built, LibTorch's default kernels), "eager" or "graph"
+  std::string variant;
   std::string engine;
   std::string observer;
   std::string weights;
@@ -28,7 +30,7 @@ struct Point {
   /// The oneDNN ISA cap the point is timed under (eval/onednn_isa.h); "" for the CPU's best.
   std::string isa;
 
-  bool int8() const { return variant != "fp32"; }
+  bool int8() const { return variant == "eager" || variant == "graph"; }
   /// The table's row label, e.g. "graph histogram/per_channel calib=256 onednn" or "fp32";
   /// the model and a non-global mapping are added when they vary.
   std::string label() const;

@@ -31,7 +31,7 @@ int64_t smallest(const std::vector<nlohmann::json>& records, const char* field) 
 /// The variant without its calibration size: "graph histogram/per_channel onednn".
 std::string family(const nlohmann::json& record) {
   const nlohmann::json& p = point_of(record);
-  if (p.at("variant") == "fp32") return "fp32";
+  if (p.at("variant") == "fp32" || p.at("variant") == "fp32_as_built") return p.at("variant");
   std::string text = p.at("variant").get<std::string>() + " " + p.at("observer").get<std::string>() +
                      "/" + p.at("weights").get<std::string>();
   if (p.at("mapping") != "global") text += " " + p.at("mapping").get<std::string>();

@@ -36,6 +36,7 @@
 #include "quant/calibrate.h"
 #include "quant/convert.h"
 #include "quant/eager.h"
+#include "quant/fp32_deploy.h"
 #include "quant/fuse.h"
 #include "quant/inspect.h"
 #include "quant/interpreter.h"
@@ -48,6 +49,16 @@ namespace qb {
 namespace {
 
 namespace fs = std::filesystem;
+
+/// What a point's latency timed.
+std::string timed_form(const Point& point) {
+  if (point.variant == "fp32") {
+    return "fp32 deployment form: BatchNorm folded, oneDNN convolutions on prepacked weights "
+           "with fused relu, channels-last (quant/fp32_deploy.h)";
+  }
+  if (point.variant == "fp32_as_built") return "fp32 as built: LibTorch's default kernels, NCHW";
+  return "int8 on " + point.engine + ", channels-last";
+}
 
 /// The ISA cap this process's environment sets for oneDNN, or "" for none.
 std::string onednn_isa_cap_from_environment() {
@@ -409,9 +420,10 @@ class Runner {
     current_.reset();  // the previous model is not needed again: points are in sweep order
     auto result = std::make_unique<Evaluated>();
     if (!point.int8()) {
-      result->model = fp32_model(point.model);
+      result->model = point.variant == "fp32" ? to_fp32_deploy(fp32_model(point.model))
+                                              : fp32_model(point.model);
       if (e_.evaluation.accuracy) {
-        AccuracyCounts counts = accuracy_of(result->model, point.model + " fp32");
+        AccuracyCounts counts = accuracy_of(result->model, point.model + " " + point.variant);
         result->accuracy = counts_json(counts);
         for (const char* figure : {"top1", "top5"}) {
           result->accuracy[figure] = summary_json(
@@ -631,6 +643,7 @@ class Runner {
           {"cv", timing.cv},
           {"per_image_median_ms", timing.median_ms / static_cast<double>(point.batch_size)},
           {"repetitions_ms", timing.repetitions_ms},
+          {"form", timed_form(point)},
           {"isolated", true},
           {"noisy", timed.noisy},
           {"oversubscribed", oversubscribed},

@@ -57,15 +57,17 @@ at::Tensor Conv2d::forward(const std::vector<at::Tensor>& inputs) {
   return fused_relu_ ? out.relu_() : out;  // out is fresh: relu in place is safe
 }
 
-std::string Conv2d::extra_repr() const {
-  const auto& o = options_;
+std::string conv2d_repr(const Conv2dOptions& o) {
   std::string s = std::to_string(o.in_channels) + ", " + std::to_string(o.out_channels) +
                   ", kernel_size=" + o.kernel_size.repr() + ", stride=" + o.stride.repr();
   if (o.padding != 0) s += ", padding=" + o.padding.repr();
   if (o.dilation != 1) s += ", dilation=" + o.dilation.repr();
   if (o.groups != 1) s += ", groups=" + std::to_string(o.groups);
-  if (!o.bias) s += ", bias=False";
   return s;
+}
+
+std::string Conv2d::extra_repr() const {
+  return conv2d_repr(options_) + (options_.bias ? "" : ", bias=False");
 }
 
 BatchNorm2d::BatchNorm2d(int64_t num_features, double eps, double momentum)

@@ -43,6 +43,10 @@ struct Conv2dOptions {
 /// The options as config() entries (bias as 0 or 1); QuantizedConv2d shares them.
 ModuleConfig conv2d_config(const Conv2dOptions& options);
 
+/// PyTorch's repr of a conv's options: "3, 8, kernel_size=(3, 3), stride=(1, 1)" and then
+/// padding, dilation and groups when not their defaults.
+std::string conv2d_repr(const Conv2dOptions& options);
+
 /// Fusion turns it into PyTorch's ConvReLU2d (conv then relu in one module).
 class Conv2d : public ModuleBase<Conv2d> {
  public:

@@ -9,6 +9,7 @@
 #include <tuple>
 
 #include "quant/modules.h"
+#include "quant/onednn_conv.h"
 #include "quant/observers.h"
 #include "quant/quantized_modules.h"
 #include "quant/quantized_ops.h"
@@ -148,8 +149,7 @@ OpSpec function(std::string name, std::string display_name, Domain domain,
 // ---------------------------------------------------------------------------
 // fp32 layers (modules.h).
 
-std::string conv_torchscript(TorchScriptContext& c) {
-  const Conv2dOptions& o = dynamic_cast<const Conv2d&>(c.module()).options();
+std::string conv_torchscript(TorchScriptContext& c, const Conv2dOptions& o) {
   return "torch.conv2d(" + c.input(0) + ", " + c.tensor("weight") + ", " + c.tensor("bias") +
          ", " + ts(o.stride.vec()) + ", " + ts(o.padding.vec()) + ", " + ts(o.dilation.vec()) +
          ", " + ts(o.groups) + ")";
@@ -185,7 +185,8 @@ void add_float_layers(std::vector<OpSpec>& ops) {
           return m;
         },
         [relu](TorchScriptContext& c) {
-          return relu ? "torch.relu(" + conv_torchscript(c) + ")" : conv_torchscript(c);
+          const std::string conv = conv_torchscript(c, dynamic_cast<const Conv2d&>(c.module()).options());
+          return relu ? "torch.relu(" + conv + ")" : conv;
         });
     conv.qconfig_kind = "Conv2d";
     conv.to_int8 = quantized_conv;
@@ -290,6 +291,17 @@ void add_float_layers(std::vector<OpSpec>& ops) {
                ts(std::vector<int64_t>{config<int64_t>(m, "output_height"),
                                        config<int64_t>(m, "output_width")}) +
                ")";
+      }));
+  // The fp32 deployment form (quant/fp32_deploy.h): timed, never quantized.
+  ops.push_back(layer(
+      "OneDnnConv2d", Domain::kFloat, Observation::kNone,
+      [](const ModuleArgs& a) {
+        return std::make_shared<OneDnnConv2d>(conv2d_options(a), a.get<int64_t>("relu") != 0);
+      },
+      [](TorchScriptContext& c) {
+        const auto& conv = dynamic_cast<const OneDnnConv2d&>(c.module());
+        const std::string text = conv_torchscript(c, conv.options());
+        return conv.relu() ? "torch.relu(" + text + ")" : text;
       }));
   // Eval-mode dropout is the identity, but PyTorch 1.13 still gives it its own observer.
   ops.push_back(layer(

@@ -160,7 +160,8 @@ TEST_CASE("experiment errors name the file, line and key") {
         "experiment.toml:1: 'name': use letters, digits, '_', '.' and '-' only (it names a "
         "folder)");
   CHECK(error_of(m + "[sweep]\nvariants = [\"fp32\", \"int4\"]\n") ==
-        "experiment.toml:9: 'sweep.variants': unknown value 'int4' (known: fp32, eager, graph)");
+        "experiment.toml:9: 'sweep.variants': unknown value 'int4' (known: fp32, fp32_as_built, "
+        "eager, graph)");
   CHECK(error_of(m + "[sweep]\nengines = [\"tpu\"]\n") ==
         "experiment.toml:9: 'sweep.engines': unknown value 'tpu' (known: qnnpack, onednn)");
   CHECK(error_of(m + "[sweep]\nthreads = [1, 0]\n") ==

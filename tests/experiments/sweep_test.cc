@@ -160,7 +160,8 @@ TEST_CASE("a sweep records every point once, and a rerun resumes where it stoppe
   CHECK(run(forced, force).measured == 3);
 }
 
-TEST_CASE("the ISA is a dimension: each probe is capped, an ISA the CPU lacks is skipped") {
+TEST_CASE("the ISA is a dimension: each probe is capped, an ISA the CPU lacks is skipped; "
+          "fp32 is timed in its deployment form, as built on request") {
   if (!cpu_has_isa("avx2")) {
     WARN("this CPU lacks AVX2: no ISA to cap at");
     return;
@@ -184,7 +185,7 @@ samples = [32]
 [evaluation]
 accuracy = false
 [sweep]
-variants = ["fp32", "graph"]
+variants = ["fp32", "fp32_as_built", "graph"]
 isa = )" + isa_list.dump() + R"(
 [latency]
 repetitions = 2
@@ -202,22 +203,25 @@ dir = ")" + dir + "/results\"\n");
   std::unique_ptr<Dataset> train_split = open_dataset(config, "data", experiment.calibration.split);
   config.reject_unknown_keys();
   SweepSummary summary = run_sweep(experiment, *test_split, *train_split, {});
-  CHECK(summary.measured == 2);
-  CHECK(summary.unsupported == (lacking.empty() ? 0 : 2));
+  CHECK(summary.measured == 3);
+  CHECK(summary.unsupported == (lacking.empty() ? 0 : 3));
   CHECK(summary.failed == 0);
   std::vector<nlohmann::json> records = read_records(summary.run_dir + "/records.jsonl");
-  REQUIRE(records.size() == 2);
+  REQUIRE(records.size() == 3);
   for (const nlohmann::json& record : records) {
     CHECK(record["point"]["isa"] == "avx2");
     CHECK(record["provenance"]["environment"]["onednn_isa"] == "avx2");
     CHECK(record["provenance"]["environment"]["onednn_max_cpu_isa"] == "avx2");
   }
   CHECK(records[0]["label"] == "fp32 avx2");
-  CHECK(records[1]["label"] == "graph histogram/per_channel calib=32 onednn avx2");
+  CHECK_THAT(records[0]["latency"]["form"].get<std::string>(), Catch::StartsWith("fp32 deployment form"));
+  CHECK(records[1]["label"] == "fp32_as_built avx2");
+  CHECK_THAT(records[1]["latency"]["form"].get<std::string>(), Catch::StartsWith("fp32 as built"));
+  CHECK(records[2]["label"] == "graph histogram/per_channel calib=32 onednn avx2");
   // No accuracy: the output SQNR is computed on calibration images.
-  CHECK(records[1]["trust"]["output_sqnr_db"].get<double>() > 15);
+  CHECK(records[2]["trust"]["output_sqnr_db"].get<double>() > 15);
   std::vector<TableRow> rows = table_rows(records);
-  CHECK(rows[1].speedup);  // against the fp32 row of the same ISA
+  CHECK(rows[2].speedup);  // against the fp32 row of the same ISA
 }
 
 TEST_CASE("shards of a sweep together measure every point once") {

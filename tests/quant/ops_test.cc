@@ -9,6 +9,7 @@
 #include <set>
 
 #include "quant/modules.h"
+#include "quant/onednn_conv.h"
 #include "quant/quantized_modules.h"
 #include "quant/stubs.h"
 
@@ -45,6 +46,7 @@ std::map<std::string, std::function<std::shared_ptr<qb::Module>()>> layer_sample
   return {
       {"Conv2d", [conv] { return std::make_shared<qb::Conv2d>(conv); }},
       {"ConvReLU2d", conv_relu},
+      {"OneDnnConv2d", [conv] { return std::make_shared<qb::OneDnnConv2d>(conv, true); }},
       {"Linear", [] { return std::make_shared<qb::Linear>(5, 3, false); }},
       {"LinearReLU", linear_relu},
       {"BatchNorm2d", [] { return std::make_shared<qb::BatchNorm2d>(6, 1e-3, 0.01); }},
