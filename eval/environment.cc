@@ -77,11 +77,15 @@ Environment capture_environment(const std::string& source_dir) {
   std::array<char, 256> host{};
   gethostname(host.data(), host.size() - 1);
   env.hostname = host.data();
+  env.date_utc = utc_now();
+  return env;
+}
+
+std::string utc_now() {
   std::time_t now = std::time(nullptr);
   std::array<char, 32> date{};
   std::strftime(date.data(), date.size(), "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
-  env.date_utc = date.data();
-  return env;
+  return date.data();
 }
 
 std::string machine_fingerprint(const Environment& env) {

@@ -22,6 +22,9 @@ struct Environment {
   std::string date_utc;  // ISO 8601
 };
 
+/// The current time as ISO 8601 UTC ("2026-12-01T23:05:00Z").
+std::string utc_now();
+
 /// Reads the environment now; `source_dir` is the git checkout to describe.
 Environment capture_environment(const std::string& source_dir);
 

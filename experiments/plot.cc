@@ -46,7 +46,10 @@ std::string gnuplot_script(const PlotSpec& spec, const std::string& svg_path) {
     for (size_t i = 0; i < spec.x_tics.size(); ++i) {
       s += (i ? ", " : "") + quoted(spec.x_tics[i]) + " " + std::to_string(i);
     }
-    s += ")\n";
+    s += ")";
+    // Long categorical axes (layer names) stay readable standing up.
+    if (spec.x_tics.size() > 8) s += " rotate by 90 right font \",8\"";
+    s += "\n";
   }
   std::string plot = "plot ";
   for (size_t k = 0; k < spec.series.size(); ++k) {

@@ -11,6 +11,7 @@
 #include "experiments/records.h"
 #include "experiments/sweep.h"
 #include "experiments/table.h"
+#include "experiments/table.h"
 
 namespace qb {
 
@@ -68,10 +69,26 @@ void write_text(const std::string& path, const std::string& text) {
   fs::rename(path + ".tmp", path);
 }
 
+
+bool is_broken(const nlohmann::json& record) {
+  const nlohmann::json trust = record.value("trust", nlohmann::json());
+  return trust.is_object() && trust.value("broken", false);
+}
+
+/// What publishing shows: a broken int8 model's latency is not a result.
+std::vector<nlohmann::json> publishable(const std::vector<nlohmann::json>& records) {
+  std::vector<nlohmann::json> kept;
+  for (const nlohmann::json& record : latest_measured(records)) {
+    if (!is_broken(record)) kept.push_back(record);
+  }
+  return kept;
+}
+
 }  // namespace
 
 std::vector<std::pair<std::string, PlotSpec>> run_plots(const std::vector<nlohmann::json>& all) {
-  const std::vector<nlohmann::json> records = latest_measured(all);
+  // A broken int8 model's figures are not results: tables mark it, plots leave it out.
+  const std::vector<nlohmann::json> records = publishable(all);
   const bool several = several_models(records);
   std::vector<std::pair<std::string, PlotSpec>> plots;
   if (records.empty()) return plots;
@@ -81,10 +98,11 @@ std::vector<std::pair<std::string, PlotSpec>> run_plots(const std::vector<nlohma
 
   if (accuracy) {
     // Accuracy against calibration samples, one line per variant family.
+    // Uncalibrated models (0 samples) included: how far below they sit is the point of
+    // calibrating.
     std::set<int64_t> sample_set;
     for (const auto& r : records) {
-      // Uncalibrated models (0 samples) sit far below and would flatten the curves.
-      if (point_of(r).value("samples", int64_t{0}) > 0) {
+      if (point_of(r).value("samples", int64_t{-1}) >= 0) {
         sample_set.insert(point_of(r)["samples"].get<int64_t>());
       }
     }
@@ -99,7 +117,7 @@ std::vector<std::pair<std::string, PlotSpec>> run_plots(const std::vector<nlohma
       std::vector<std::string> order;
       for (const auto& r : records) {
         const nlohmann::json& p = point_of(r);
-        if (p.value("samples", int64_t{0}) <= 0 || p["threads"] != threads ||
+        if (p.value("samples", int64_t{-1}) < 0 || p["threads"] != threads ||
             p["batch_size"] != batch) {
           continue;
         }
@@ -128,19 +146,21 @@ std::vector<std::pair<std::string, PlotSpec>> run_plots(const std::vector<nlohma
     }
   }
 
+  // Each variant family's largest calibration size: the model its latency and SQNR stand for.
+  std::map<std::string, int64_t> largest_samples;
+  for (const auto& r : records) {
+    const std::string name = model_prefix(several, r) + family(r);
+    const int64_t samples = point_of(r).value("samples", int64_t{-1});
+    auto it = largest_samples.find(name);
+    if (it == largest_samples.end() || samples > it->second) largest_samples[name] = samples;
+  }
+
   // Latency against threads, one line per variant family at its largest calibration size.
   {
     PlotSpec spec;
     spec.title = "Latency against intra-op threads (median, batch " + std::to_string(batch) + ")";
     spec.x_label = "threads";
     spec.y_label = "latency per batch (ms)";
-    std::map<std::string, int64_t> largest_samples;
-    for (const auto& r : records) {
-      const std::string name = model_prefix(several, r) + family(r);
-      const int64_t samples = point_of(r).value("samples", int64_t{-1});
-      auto it = largest_samples.find(name);
-      if (it == largest_samples.end() || samples > it->second) largest_samples[name] = samples;
-    }
     std::map<std::string, Series> series;
     std::vector<std::string> order;
     for (const auto& r : records) {
@@ -195,6 +215,40 @@ std::vector<std::pair<std::string, PlotSpec>> run_plots(const std::vector<nlohma
     }
     for (const std::string& name : order) spec.series.push_back(series[name]);
     plots.emplace_back("tradeoff", spec);
+  }
+
+  // Per-layer SQNR (trust.sqnr_db) of each int8 family at its largest calibration size, for
+  // the families whose layers are the first one's (eager and graph name theirs alike).
+  {
+    PlotSpec spec;
+    spec.title = "Per-layer SQNR against fp32, on calibration batches";
+    spec.x_label = "layer, in graph order";
+    spec.y_label = "SQNR (dB)";
+    std::set<std::string> seen;
+    for (const auto& r : records) {
+      const nlohmann::json& p = point_of(r);
+      const nlohmann::json trust = r.value("trust", nlohmann::json());
+      const std::string name = model_prefix(several, r) + family(r);
+      if (!trust.is_object() || !trust.contains("sqnr_db") || p["threads"] != threads ||
+          p["batch_size"] != batch || p.value("samples", int64_t{-1}) != largest_samples[name] ||
+          !seen.insert(name).second) {
+        continue;
+      }
+      std::vector<std::string> layers;
+      for (const auto& layer : trust["sqnr_db"]) layers.push_back(layer["node"].get<std::string>());
+      if (spec.x_tics.empty()) spec.x_tics = layers;
+      if (layers != spec.x_tics) continue;
+      Series s;
+      s.title = name;
+      for (size_t i = 0; i < layers.size(); ++i) {
+        const nlohmann::json& db = trust["sqnr_db"][i]["db"];
+        if (!db.is_number()) continue;  // "inf": the layer is exact
+        s.x.push_back(static_cast<double>(i));
+        s.y.push_back(db.get<double>());
+      }
+      spec.series.push_back(s);
+    }
+    if (!spec.series.empty()) plots.emplace_back("layer_sqnr", spec);
   }
   return plots;
 }
@@ -269,6 +323,38 @@ std::vector<std::pair<std::string, PlotSpec>> history_plots(
   return plots;
 }
 
+std::string headline(const std::vector<nlohmann::json>& records) {
+  const std::vector<TableRow> rows = table_rows(publishable(records));
+  const TableRow* best = nullptr;
+  for (const TableRow& row : rows) {
+    if (!row.speedup || row.variant.rfind("fp32", 0) == 0) continue;
+    const bool better = !best || (row.top1 && best->top1 && row.top1->mean != best->top1->mean
+                                      ? row.top1->mean > best->top1->mean
+                                      : *row.speedup > *best->speedup);
+    if (better) best = &row;
+  }
+  if (!best) return "";
+  const TableRow* fp32 = nullptr;
+  for (const TableRow& row : rows) {
+    if (row.model == best->model && row.threads == best->threads &&
+        row.batch_size == best->batch_size && row.isa == best->isa &&
+        (row.variant == "fp32" || row.variant == "fp32 " + row.isa)) {
+      fp32 = &row;
+    }
+  }
+  std::string text = "Best int8 point: " + best->model + " " + best->variant + " (" +
+                     std::to_string(best->threads) + " thread(s), batch " +
+                     std::to_string(best->batch_size) + "): ";
+  if (best->top1 && fp32 && fp32->top1) {
+    text += "top-1 " + format_number("%.2f", best->top1->mean) + "% against fp32's " +
+            format_number("%.2f", fp32->top1->mean) + "% (" +
+            format_number("%+.2f", best->top1->mean - fp32->top1->mean) + " points), ";
+  }
+  text += format_number("%.2f", *best->speedup) + "x faster";
+  if (fp32 && best->size_mb > 0) text += ", " + format_number("%.2f", fp32->size_mb / best->size_mb) + "x smaller";
+  return text + " than fp32" + (best->noisy || (fp32 && fp32->noisy) ? " (latency noisy)" : "") + ".";
+}
+
 std::vector<std::pair<std::string, std::string>> provenance_summary(
     const std::vector<nlohmann::json>& all) {
   const std::vector<nlohmann::json> records = latest_measured(all);
@@ -320,7 +406,10 @@ std::string html_report(const std::string& title, const std::vector<nlohmann::js
        << "th { background: #eee; }\n dl { display: grid; grid-template-columns: max-content "
           "auto; gap: 0.2em 1em; }\n dt { font-weight: bold; }\n"
        << "img { display: block; margin: 1em 0; max-width: 100%; }\n</style>\n</head>\n<body>\n"
-       << "<h1>" << html_escape(title) << "</h1>\n<dl>\n";
+       << "<h1>" << html_escape(title) << "</h1>\n";
+  const std::string best = headline(records);
+  if (!best.empty()) html << "<p><strong>" << html_escape(best) << "</strong></p>\n";
+  html << "<dl>\n";
   for (const auto& [key, value] : provenance_summary(records)) {
     html << "<dt>" << html_escape(key) << "</dt><dd>" << html_escape(value) << "</dd>\n";
   }
@@ -374,24 +463,6 @@ std::vector<std::string> write_report(const std::string& out_dir, const std::str
   return written;
 }
 
-namespace {
-
-bool is_broken(const nlohmann::json& record) {
-  const nlohmann::json trust = record.value("trust", nlohmann::json());
-  return trust.is_object() && trust.value("broken", false);
-}
-
-/// What publishing shows: a broken int8 model's latency is not a result.
-std::vector<nlohmann::json> publishable(const std::vector<nlohmann::json>& records) {
-  std::vector<nlohmann::json> kept;
-  for (const nlohmann::json& record : latest_measured(records)) {
-    if (!is_broken(record)) kept.push_back(record);
-  }
-  return kept;
-}
-
-}  // namespace
-
 std::string published_markdown(
     const std::vector<std::pair<std::string, std::vector<nlohmann::json>>>& runs) {
   std::string out =
@@ -406,6 +477,8 @@ std::string published_markdown(
     out += "\n## " + name + "\n\n";
     const std::string notes = records.empty() ? "" : records.back().value("notes", "");
     if (!notes.empty()) out += notes + "\n\n";
+    const std::string best = headline(records);
+    if (!best.empty()) out += "**" + best + "**\n\n";
     for (const auto& [key, value] : provenance_summary(records)) {
       out += "- " + key + ": " + value + "\n";
     }
@@ -421,7 +494,7 @@ std::string published_markdown(
       out += "Left out as broken (int8 output too far from fp32's, trust.broken_below_db):\n\n" +
              left_out + "\n";
     }
-    for (const auto& [stem, spec] : run_plots(publishable(records))) {
+    for (const auto& [stem, spec] : run_plots(records)) {
       out += "![" + spec.title + "](plots/" + name + "-" + stem + ".svg)\n\n";
     }
   }
@@ -434,7 +507,7 @@ std::vector<std::string> write_published(
   fs::create_directories(dir + "/plots");
   std::vector<std::string> written;
   for (const auto& [name, records] : runs) {
-    for (const auto& [stem, spec] : run_plots(publishable(records))) {
+    for (const auto& [stem, spec] : run_plots(records)) {
       const std::string path = dir + "/plots/" + name + "-" + stem + ".svg";
       render_svg(spec, path);
       written.push_back(path);

@@ -14,9 +14,15 @@
 namespace qb {
 
 /// The plots a set of records supports, each with its file stem: accuracy against calibration
-/// samples per observer, latency against threads per variant, the size-latency-accuracy
-/// trade-off; an experiment without accuracy gets latency and size plots only.
+/// samples per observer (uncalibrated models at 0), latency against threads per variant, the
+/// size-latency-accuracy trade-off, per-layer SQNR of the int8 models; an experiment without
+/// accuracy gets latency, size and SQNR plots only. Broken int8 points are left out.
 std::vector<std::pair<std::string, PlotSpec>> run_plots(const std::vector<nlohmann::json>& records);
+
+/// What a reader wants first: the best int8 point against the fp32 model at the same threads,
+/// batch and ISA (the most accurate one, the fastest without accuracy; never a broken one),
+/// with its accuracy change, speedup and size ratio; "" when there is no such pair.
+std::string headline(const std::vector<nlohmann::json>& records);
 
 /// One line per run in a history file: the run's name and date, its provenance, and per point
 /// (config_hash) its label, median latency, top-1 and size.

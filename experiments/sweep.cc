@@ -619,6 +619,7 @@ class Runner {
     const double elapsed =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     nlohmann::json environment = to_json(environment_);
+    environment["date_utc"] = utc_now();  // when this point was measured, not the sweep started
     environment["intra_op_threads"] = point.threads;
     environment["inter_op_threads"] = 1;  // the probe's setting
     environment["quantized_engine"] = point.int8() ? point.engine : "";

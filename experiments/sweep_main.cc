@@ -1,4 +1,4 @@
-// bazel run //experiments:sweep -- EXPERIMENT.toml [--run NAME] [--force] [--shard K/N]
+// bazel run //experiments:sweep -- EXPERIMENT.toml [--run NAME] [--force] [--shard K/N|auto[/N]]
 // Measures every point of an experiment (experiments/experiment.h) that its run directory,
 // results/<name>/<run>/, does not hold yet, and writes the run's tables.
 
@@ -14,17 +14,20 @@
 #include "experiments/experiment.h"
 #include "experiments/paths.h"
 #include "experiments/points.h"
+#include "experiments/shard_env.h"
 #include "experiments/sweep.h"
 
 namespace qb {
 namespace {
 
 constexpr const char* kUsage =
-    "usage: bazel run //experiments:sweep -- EXPERIMENT.toml [--run NAME] [--force] [--shard K/N]\n"
+    "usage: bazel run //experiments:sweep -- EXPERIMENT.toml [--run NAME] [--force] [--shard K/N|auto[/N]]\n"
     "  --run NAME   the run directory under the experiment's output dir (default: default);\n"
     "               points already recorded there are skipped\n"
     "  --force      measure recorded points again\n"
-    "  --shard K/N  measure only shard K of N (merge shards with //experiments:report)\n";
+    "  --shard K/N  measure only shard K of N (merge shards with //experiments:report)\n"
+    "  --shard auto[/N]  K/N from a Slurm array, a Kubernetes indexed Job (N given) or Bazel\n"
+    "               test sharding (experiments/shard_env.h)\n";
 
 int sweep_main(int argc, char** argv) {
   std::string file;
@@ -38,7 +41,8 @@ int sweep_main(int argc, char** argv) {
       if (arg == "--run") {
         options.run = value;
       } else {
-        std::tie(options.shard_k, options.shard_n) = parse_shard(value);
+        std::tie(options.shard_k, options.shard_n) =
+            value.rfind("auto", 0) == 0 ? shard_from_environment(value) : parse_shard(value);
       }
     } else if (arg.rfind("--", 0) != 0 && file.empty()) {
       file = resolve_user_path(arg);

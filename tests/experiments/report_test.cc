@@ -50,9 +50,16 @@ nlohmann::json record(const std::string& hash, const std::string& variant, int64
 }
 
 std::vector<nlohmann::json> run() {
-  return {record("f1", "fp32", -1, 1, 4.0, 92.0), record("f2", "fp32", -1, 2, 2.5, 92.0),
-          record("g0", "graph", 0, 1, 0.5, 10.0), record("g1", "graph", 32, 1, 0.5, 91.5),
-          record("g2", "graph", 256, 1, 0.4, 91.8), record("g3", "graph", 256, 2, 0.3, 91.8)};
+  std::vector<nlohmann::json> records = {
+      record("f1", "fp32", -1, 1, 4.0, 92.0), record("f2", "fp32", -1, 2, 2.5, 92.0),
+      record("g0", "graph", 0, 1, 0.5, 10.0), record("g1", "graph", 32, 1, 0.5, 91.5),
+      record("g2", "graph", 256, 1, 0.4, 91.8), record("g3", "graph", 256, 2, 0.3, 91.8)};
+  records[4]["trust"] = {{"sqnr_db", {{{"node", "conv1"}, {"db", 31.5}},
+                                      {{"node", "layer1_0_conv1"}, {"db", "inf"}},
+                                      {{"node", "fc"}, {"db", 24.25}}}},
+                         {"output_sqnr_db", 25.0},
+                         {"broken", false}};
+  return records;
 }
 
 const PlotSpec& plot(const std::vector<std::pair<std::string, PlotSpec>>& plots,
@@ -65,13 +72,19 @@ const PlotSpec& plot(const std::vector<std::pair<std::string, PlotSpec>>& plots,
 
 TEST_CASE("a run's plots carry its points") {
   auto plots = run_plots(run());
-  REQUIRE(plots.size() == 3);
+  REQUIRE(plots.size() == 4);
   const PlotSpec& accuracy = plot(plots, "accuracy_vs_samples");
-  CHECK(accuracy.x_tics == std::vector<std::string>{"32", "256"});  // 0 samples left out
+  CHECK(accuracy.x_tics == std::vector<std::string>{"0", "32", "256"});  // uncalibrated too
   REQUIRE(accuracy.series.size() == 2);
   CHECK(accuracy.series[0].title == "fp32");
   CHECK(accuracy.series[1].title == "graph minmax/per_channel onednn");
-  CHECK(accuracy.series[1].y == std::vector<double>{91.5, 91.8});
+  CHECK(accuracy.series[1].y == std::vector<double>{10.0, 91.5, 91.8});
+
+  const PlotSpec& sqnr = plot(plots, "layer_sqnr");
+  CHECK(sqnr.x_tics == std::vector<std::string>{"conv1", "layer1_0_conv1", "fc"});
+  REQUIRE(sqnr.series.size() == 1);
+  CHECK(sqnr.series[0].x == std::vector<double>{0, 2});  // the exact layer has no finite dB
+  CHECK(sqnr.series[0].y == std::vector<double>{31.5, 24.25});
 
   const PlotSpec& latency = plot(plots, "latency_vs_threads");
   REQUIRE(latency.series.size() == 2);
@@ -92,18 +105,38 @@ TEST_CASE("a run's plots carry its points") {
   std::string script = gnuplot_script(accuracy, "/tmp/a_b.svg");
   CHECK(script.find("set output \"/tmp/a_b.svg\"") != std::string::npos);
   CHECK(script.find("title \"graph minmax/per\\\\_channel onednn\"") != std::string::npos);
-  CHECK(script.find("set xtics (\"32\" 0, \"256\" 1)") != std::string::npos);
+  CHECK(script.find("set xtics (\"0\" 0, \"32\" 1, \"256\" 2)\n") != std::string::npos);
+}
+
+TEST_CASE("the headline is the best int8 point against fp32; a broken point is left out") {
+  std::vector<nlohmann::json> records = run();
+  CHECK(headline(records) ==
+        "Best int8 point: m graph minmax/per_channel calib=256 onednn (1 thread(s), batch 1): "
+        "top-1 91.80% against fp32's 92.00% (-0.20 points), 10.00x faster, 4.00x smaller than "
+        "fp32.");
+  nlohmann::json broken = record("g4", "graph", 512, 1, 0.1, 95.0);
+  broken["trust"] = {{"output_sqnr_db", 1.0}, {"broken", true}};
+  records.push_back(broken);
+  CHECK(headline(records).find("calib=256") != std::string::npos);
+  const auto plots = run_plots(records);
+  const PlotSpec& tradeoff = plot(plots, "tradeoff");
+  CHECK(tradeoff.series[1].x == std::vector<double>{0.5, 0.4});  // no 0.1 ms point
+  CHECK(published_markdown({{"tiny", records}}).find(
+            "Left out as broken (int8 output too far from fp32's, trust.broken_below_db):\n\n"
+            "- m graph minmax/per_channel calib=512 onednn, 1 thread(s), batch 1: output SQNR "
+            "1.0 dB against fp32\n") != std::string::npos);
+  CHECK(headline({record("f1", "fp32", -1, 1, 4.0, 92.0)}).empty());
 }
 
 TEST_CASE("write_report writes the tables, the page and non-empty plots") {
   std::string dir = test::scratch_dir("report_files").string();
   std::vector<std::string> written = write_report(dir, "tiny results", run(), {});
-  CHECK(written.size() == 7);  // 3 tables, 3 plots, the page
+  CHECK(written.size() == 8);  // 3 tables, 4 plots, the page
   for (const std::string& file : written) {
     INFO(file);
     CHECK(std::filesystem::file_size(file) > 0);
   }
-  for (const char* stem : {"accuracy_vs_samples", "latency_vs_threads", "tradeoff"}) {
+  for (const char* stem : {"accuracy_vs_samples", "latency_vs_threads", "tradeoff", "layer_sqnr"}) {
     std::string svg = test::read_file(dir + "/plots/" + stem + ".svg");
     CHECK(svg.find("<svg") != std::string::npos);
     CHECK(svg.size() > 5000);  // axes, ticks, legend and curves, not an empty frame
@@ -154,14 +187,16 @@ TEST_CASE("history entries are appended, replaced by run name, and plotted over 
 
 TEST_CASE("the published README shows each run's provenance, table and plots") {
   std::string markdown = published_markdown({{"tiny", run()}});
-  CHECK(markdown.find("## tiny\n\n- experiment: tiny (tiny.toml, sha256 0123456789ab)\n"
+  CHECK(markdown.find("## tiny\n\n**Best int8 point: m graph minmax/per_channel calib=256") !=
+        std::string::npos);
+  CHECK(markdown.find("smaller than fp32.**\n\n- experiment: tiny (tiny.toml, sha256 0123456789ab)\n"
                       "- checkpoint: m.pt (sha256 fedcba987654)\n") != std::string::npos);
   CHECK(markdown.find("| m | fp32 | 2 | 1 | 0.400 | 92.00 | 99.00 | 2.500 | 1.00x |") !=
         std::string::npos);
   CHECK(markdown.find("](plots/tiny-tradeoff.svg)") != std::string::npos);
   std::string dir = test::scratch_dir("report_publish").string();
   std::vector<std::string> written = write_published(dir, {{"tiny", run()}});
-  CHECK(written.size() == 4);
+  CHECK(written.size() == 5);
   CHECK(test::read_file(dir + "/README.md") == markdown);
   CHECK(std::filesystem::file_size(dir + "/plots/tiny-accuracy_vs_samples.svg") > 100);
 }
