@@ -87,7 +87,9 @@ std::vector<nlohmann::json> publishable(const std::vector<nlohmann::json>& recor
 }  // namespace
 
 std::vector<std::pair<std::string, PlotSpec>> run_plots(const std::vector<nlohmann::json>& all) {
-  // A broken int8 model's figures are not results: tables mark it, plots leave it out.
+  // A broken int8 model's latency is not a result: tables mark it, latency plots leave it
+  // out. Its accuracy is one (an uncalibrated model's is the point of calibrating).
+  const std::vector<nlohmann::json> measured = latest_measured(all);
   const std::vector<nlohmann::json> records = publishable(all);
   const bool several = several_models(records);
   std::vector<std::pair<std::string, PlotSpec>> plots;
@@ -101,7 +103,7 @@ std::vector<std::pair<std::string, PlotSpec>> run_plots(const std::vector<nlohma
     // Uncalibrated models (0 samples) included: how far below they sit is the point of
     // calibrating.
     std::set<int64_t> sample_set;
-    for (const auto& r : records) {
+    for (const auto& r : measured) {
       if (point_of(r).value("samples", int64_t{-1}) >= 0) {
         sample_set.insert(point_of(r)["samples"].get<int64_t>());
       }
@@ -115,7 +117,7 @@ std::vector<std::pair<std::string, PlotSpec>> run_plots(const std::vector<nlohma
       for (int64_t s : samples) spec.x_tics.push_back(std::to_string(s));
       std::map<std::string, Series> series;
       std::vector<std::string> order;
-      for (const auto& r : records) {
+      for (const auto& r : measured) {
         const nlohmann::json& p = point_of(r);
         if (p.value("samples", int64_t{-1}) < 0 || p["threads"] != threads ||
             p["batch_size"] != batch) {
@@ -471,8 +473,11 @@ std::string published_markdown(
       "Regenerate everything with `bash tools/publish_results.sh` (it resumes the sweeps, so\n"
       "only missing points are measured, then rewrites this file and `plots/` with\n"
       "`bazel run //experiments:report -- --publish results ...`). Latency is the median of\n"
-      "Google Benchmark repetitions per batch; speedup is against the fp32 row of the same\n"
-      "model, threads and batch size; accuracy intervals are 95% over calibration seeds.\n";
+      "Google Benchmark repetitions per batch, each point measured in a fresh process and\n"
+      "checked for contention (\"noisy\" marks one that stayed contended); speedup is against\n"
+      "the fp32 row (its deployment form: BatchNorm folded, oneDNN convolutions) of the same\n"
+      "model, threads, batch size and ISA; int8 models whose output is too far from fp32's are\n"
+      "listed as broken instead of shown; accuracy intervals are 95% over calibration seeds.\n";
   for (const auto& [name, records] : runs) {
     out += "\n## " + name + "\n\n";
     const std::string notes = records.empty() ? "" : records.back().value("notes", "");

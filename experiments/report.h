@@ -16,7 +16,8 @@ namespace qb {
 /// The plots a set of records supports, each with its file stem: accuracy against calibration
 /// samples per observer (uncalibrated models at 0), latency against threads per variant, the
 /// size-latency-accuracy trade-off, per-layer SQNR of the int8 models; an experiment without
-/// accuracy gets latency, size and SQNR plots only. Broken int8 points are left out.
+/// accuracy gets latency, size and SQNR plots only. Broken int8 points are left out of all but
+/// the accuracy plot.
 std::vector<std::pair<std::string, PlotSpec>> run_plots(const std::vector<nlohmann::json>& records);
 
 /// What a reader wants first: the best int8 point against the fp32 model at the same threads,

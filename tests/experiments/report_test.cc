@@ -121,6 +121,8 @@ TEST_CASE("the headline is the best int8 point against fp32; a broken point is l
   const auto plots = run_plots(records);
   const PlotSpec& tradeoff = plot(plots, "tradeoff");
   CHECK(tradeoff.series[1].x == std::vector<double>{0.5, 0.4});  // no 0.1 ms point
+  // Its accuracy is still a measurement.
+  CHECK(plot(plots, "accuracy_vs_samples").x_tics == std::vector<std::string>{"0", "32", "256", "512"});
   CHECK(published_markdown({{"tiny", records}}).find(
             "Left out as broken (int8 output too far from fp32's, trust.broken_below_db):\n\n"
             "- m graph minmax/per_channel calib=512 onednn, 1 thread(s), batch 1: output SQNR "
