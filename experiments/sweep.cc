@@ -1,7 +1,6 @@
 #include "experiments/sweep.h"
 
 #include <ATen/ATen.h>
-#include <ATen/Parallel.h>
 #include <unistd.h>
 
 #include <chrono>

@@ -104,6 +104,22 @@ TEST_CASE("a traced zoo model imports as the zoo builds it and runs at another b
   for (const ZooCase& c : kCases) check_against_zoo(c, "traced");
 }
 
+// Quantizes `imported` (calibrated on `x`) with onednn's defaults and checks its TorchScript
+// export computes what the interpreter computes.
+qb::GraphModule quantize_and_export(const qb::GraphModule& imported, const at::Tensor& x,
+                                    const std::string& name) {
+  qb::QConfigMapping mapping;
+  mapping.set_global(qb::default_qconfig("onednn"));
+  qb::GraphModule prepared = qb::prepare(imported, mapping);
+  qb::Interpreter(prepared).run(x);
+  qb::GraphModule converted = qb::convert(prepared, {});
+  at::Tensor int8 = qb::Interpreter(converted).run(x);
+  const std::string exported = model_dir() + "/" + name + "_int8.pt";
+  qb::export_torchscript(converted, exported);
+  CHECK(at::equal(torch::jit::load(exported).forward({x}).toTensor(), int8));
+  return converted;
+}
+
 TEST_CASE("a CNN in the functional style imports, quantizes and exports") {
   for (const char* form : {"scripted", "traced"}) {
     INFO(form);
@@ -118,17 +134,9 @@ TEST_CASE("a CNN in the functional style imports, quantizes and exports") {
     at::Tensor x = saved_tensor("functional.input.pt");
     CHECK(at::allclose(qb::Interpreter(imported).run(x), saved_tensor("functional.logits.pt"), 1e-5, 1e-6));
 
-    qb::QConfigMapping mapping;
-    mapping.set_global(qb::default_qconfig("onednn"));
-    qb::GraphModule prepared = qb::prepare(imported, mapping);
-    qb::Interpreter(prepared).run(x);
-    qb::GraphModule converted = qb::convert(prepared, {});
+    qb::GraphModule converted = quantize_and_export(imported, x, std::string("functional_") + form);
     qb::PrecisionCounts counts = qb::count_precisions(qb::node_precisions(converted));
     CHECK(counts.fp32 == 0);
-    at::Tensor int8 = qb::Interpreter(converted).run(x);
-    const std::string exported = model_dir() + "/functional_" + form + "_int8.pt";
-    qb::export_torchscript(converted, exported);
-    CHECK(at::equal(torch::jit::load(exported).forward({x}).toTensor(), int8));
   }
 }
 
@@ -147,17 +155,9 @@ TEST_CASE("non-square kernels, strides, paddings and dilations import; GELU stay
     at::Tensor x = saved_tensor("factorized.input.pt");
     CHECK(at::allclose(qb::Interpreter(imported).run(x), saved_tensor("factorized.logits.pt"), 1e-5, 1e-6));
 
-    qb::QConfigMapping mapping;
-    mapping.set_global(qb::default_qconfig("onednn"));
-    qb::GraphModule prepared = qb::prepare(imported, mapping);
-    qb::Interpreter(prepared).run(x);
-    qb::GraphModule converted = qb::convert(prepared, {});
+    qb::GraphModule converted = quantize_and_export(imported, x, std::string("factorized_") + form);
     CHECK(converted.module("tall").kind() == "QuantizedConv2d");
     CHECK(converted.module("act").kind() == "GELU");
-    at::Tensor int8 = qb::Interpreter(converted).run(x);
-    const std::string exported = model_dir() + "/factorized_" + form + "_int8.pt";
-    qb::export_torchscript(converted, exported);
-    CHECK(at::equal(torch::jit::load(exported).forward({x}).toTensor(), int8));
   }
 }
 

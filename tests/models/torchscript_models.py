@@ -152,6 +152,19 @@ def write_case(out, name, make_model, input_shape):
     torch.save({"tensor": logits}, os.path.join(out, name + ".logits.pt"))
 
 
+def write_user_case(out, name, cls, seed, input_shape):
+    """A model of our own with weights from `seed`: scripted, traced with batch 1, its input
+    and logits."""
+    torch.manual_seed(seed)
+    model = cls().eval()
+    x = torch.randn(input_shape)
+    with torch.no_grad():
+        torch.jit.save(torch.jit.script(model), os.path.join(out, name + ".scripted.pt"))
+        torch.jit.save(torch.jit.trace(model, x[:1]), os.path.join(out, name + ".traced.pt"))
+        torch.save({"tensor": x}, os.path.join(out, name + ".input.pt"))
+        torch.save({"tensor": model(x)}, os.path.join(out, name + ".logits.pt"))
+
+
 def main():
     out = sys.argv[1]
     os.makedirs(out, exist_ok=True)
@@ -161,22 +174,8 @@ def main():
                       ("unsupported_layer", UnsupportedLayer),
                       ("parameter_in_code", ParameterInCode)]:
         torch.jit.save(torch.jit.script(cls().eval()), os.path.join(out, name + ".pt"))
-    torch.manual_seed(2)
-    functional = FunctionalNet().eval()
-    x = torch.randn(3, 1, 28, 28)
-    with torch.no_grad():
-        torch.jit.save(torch.jit.script(functional), os.path.join(out, "functional.scripted.pt"))
-        torch.jit.save(torch.jit.trace(functional, x[:1]), os.path.join(out, "functional.traced.pt"))
-        torch.save({"tensor": x}, os.path.join(out, "functional.input.pt"))
-        torch.save({"tensor": functional(x)}, os.path.join(out, "functional.logits.pt"))
-    torch.manual_seed(3)
-    factorized = FactorizedGelu().eval()
-    x = torch.randn(2, 3, 12, 10)
-    with torch.no_grad():
-        torch.jit.save(torch.jit.script(factorized), os.path.join(out, "factorized.scripted.pt"))
-        torch.jit.save(torch.jit.trace(factorized, x[:1]), os.path.join(out, "factorized.traced.pt"))
-        torch.save({"tensor": x}, os.path.join(out, "factorized.input.pt"))
-        torch.save({"tensor": factorized(x)}, os.path.join(out, "factorized.logits.pt"))
+    write_user_case(out, "functional", FunctionalNet, 2, (3, 1, 28, 28))
+    write_user_case(out, "factorized", FactorizedGelu, 3, (2, 3, 12, 10))
     # Tracing goes around nn.Identity, leaving a call without arguments that returns None.
     torch.manual_seed(1)
     identity = WithIdentity().eval()
