@@ -1,6 +1,7 @@
 #include "eval/contention.h"
 
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -13,15 +14,21 @@ namespace qb {
 
 namespace {
 
-int64_t procs_running() {
+// /proc/stat's summed steal time (the eighth number of its "cpu" line) and procs_running.
+void read_proc_stat(UsageSnapshot& s) {
   std::ifstream in("/proc/stat");
   std::string key;
-  int64_t value = 0;
   while (in >> key) {
-    if (key == "procs_running" && in >> value) return value;
+    if (key == "cpu") {
+      int64_t value = 0;
+      for (int field = 1; field <= 8 && in >> value; ++field) {
+        if (field == 8) s.steal_ticks = value;
+      }
+    } else if (key == "procs_running") {
+      in >> s.procs_running;
+    }
     in.ignore(1 << 20, '\n');
   }
-  return 0;
 }
 
 double loadavg_1m() {
@@ -42,7 +49,7 @@ UsageSnapshot take_usage_snapshot() {
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
   s.involuntary_switches = usage.ru_nivcsw;
-  s.procs_running = procs_running();
+  read_proc_stat(s);
   s.loadavg_1m = loadavg_1m();
   return s;
 }
@@ -57,6 +64,10 @@ RepetitionUsage usage_between(const UsageSnapshot& before, const UsageSnapshot& 
   u.involuntary_switches = after.involuntary_switches - before.involuntary_switches;
   // The snapshot is taken by one of our threads while the others may be spinning in the pool.
   u.other_runnable = std::max<int64_t>(0, after.procs_running - threads);
+  const double cpu_seconds = u.wall_s * static_cast<double>(sysconf(_SC_NPROCESSORS_ONLN));
+  u.steal_fraction = cpu_seconds > 0 ? static_cast<double>(after.steal_ticks - before.steal_ticks) /
+                                           static_cast<double>(sysconf(_SC_CLK_TCK)) / cpu_seconds
+                                     : 0;
   u.loadavg_1m = after.loadavg_1m;
   return u;
 }
@@ -76,6 +87,11 @@ std::string contention_reason(const RepetitionUsage& usage, const ContentionPoli
                   rate, policy.max_involuntary_switches_per_thread_s);
     return text;
   }
+  if (usage.steal_fraction > policy.max_steal_fraction) {
+    std::snprintf(text, sizeof text, "the hypervisor took %.0f%% of the CPUs' time (steal) > %.0f%%",
+                  100 * usage.steal_fraction, 100 * policy.max_steal_fraction);
+    return text;
+  }
   return "";
 }
 
@@ -86,6 +102,7 @@ nlohmann::json to_json(const RepetitionUsage& u) {
           {"cpu_per_thread", u.cpu_per_thread},
           {"involuntary_switches", u.involuntary_switches},
           {"other_runnable", u.other_runnable},
+          {"steal_fraction", u.steal_fraction},
           {"loadavg_1m", u.loadavg_1m}};
 }
 
@@ -97,6 +114,7 @@ RepetitionUsage repetition_usage_from_json(const nlohmann::json& j) {
   u.cpu_per_thread = j.at("cpu_per_thread").get<double>();
   u.involuntary_switches = j.at("involuntary_switches").get<int64_t>();
   u.other_runnable = j.at("other_runnable").get<int64_t>();
+  u.steal_fraction = j.at("steal_fraction").get<double>();
   u.loadavg_1m = j.at("loadavg_1m").get<double>();
   return u;
 }

@@ -2,7 +2,8 @@
 // Whether a timed repetition had the cores to itself. Another busy process on the machine
 // does not show in the spread of repetitions (all of them are slow alike), but it shows in
 // what the kernel says about this process: less CPU time than wall time per thread, and
-// involuntary context switches (the scheduler taking the core away).
+// involuntary context switches (the scheduler taking the core away); on a virtual machine,
+// also in the time the hypervisor gave the machine's CPUs to someone else (steal).
 
 #include <nlohmann/json.hpp>
 
@@ -16,6 +17,7 @@ struct UsageSnapshot {
   double cpu_s = 0;                     // CLOCK_PROCESS_CPUTIME_ID: all threads
   int64_t involuntary_switches = 0;     // getrusage(RUSAGE_SELF).ru_nivcsw
   int64_t procs_running = 0;            // /proc/stat: runnable tasks on the machine, ours included
+  int64_t steal_ticks = 0;              // /proc/stat: the CPUs' steal time, in clock ticks
   double loadavg_1m = 0;                // /proc/loadavg
 };
 
@@ -31,6 +33,8 @@ struct RepetitionUsage {
   int64_t involuntary_switches = 0;
   /// Runnable tasks on the machine at the end, beyond this process's own threads.
   int64_t other_runnable = 0;
+  /// Steal time over wall time times the machine's CPUs: 0 off a virtual machine.
+  double steal_fraction = 0;
   double loadavg_1m = 0;
 };
 
@@ -43,6 +47,7 @@ struct ContentionPolicy {
   /// A quiet machine has a few tens per thread and second (kernel threads waking up); a
   /// busy one, a switch every scheduler time slice (a few ms).
   double max_involuntary_switches_per_thread_s = 100;
+  double max_steal_fraction = 0.05;
 };
 
 /// Empty when `usage` looks quiet, else why not ("cpu/thread 0.52 < 0.85").

@@ -321,6 +321,10 @@ Experiment read_experiment(Config& config, const std::string& file) {
   if (c.policy.max_involuntary_switches_per_thread_s < 0) {
     throw config.error("latency.max_involuntary_switches_per_thread_s", "must be >= 0");
   }
+  c.policy.max_steal_fraction = config.get_double("latency.max_steal_fraction", c.policy.max_steal_fraction);
+  if (!(c.policy.max_steal_fraction >= 0 && c.policy.max_steal_fraction <= 1)) {
+    throw config.error("latency.max_steal_fraction", "must be between 0 and 1");
+  }
 
   e.trust.sqnr_batches = config.get_int("trust.sqnr_batches", e.trust.sqnr_batches);
   if (e.trust.sqnr_batches < 0) throw config.error("trust.sqnr_batches", "must be >= 0");

@@ -24,7 +24,8 @@
 //   [mappings]     <name> = "path/to/qconfig_mapping.toml" (overrides over the global qconfig)
 //   [latency]      repetitions, min_time_s, warmup_s; contention: retries = 2,
 //                  retry_wait_s = 10, min_cpu_per_thread = 0.85,
-//                  max_involuntary_switches_per_thread_s = 100 (eval/contention.h)
+//                  max_involuntary_switches_per_thread_s = 100, max_steal_fraction = 0.05
+//                  (eval/contention.h)
 //   [trust]        sqnr_batches = 2, round_trip = true, broken_below_db = 15
 //   [output]       dir = "results/<name>"
 

@@ -89,6 +89,7 @@ TEST_CASE("repetitions measured while other processes hold the cores are flagged
     CHECK(usage.cpu_per_thread > 0.85);
     CHECK(usage.threads == 1);
     CHECK(usage.wall_s > 0.15);  // one repetition: min_time_s of 1 ms calls
+    CHECK(usage.steal_fraction >= 0);
   }
 }
 
@@ -104,12 +105,17 @@ TEST_CASE("a repetition is judged by CPU time per thread, then by involuntary sw
   usage.involuntary_switches = 500;
   CHECK(contention_reason(usage, policy) ==
         "250 involuntary context switches per thread and second > 100");
+  usage.involuntary_switches = 60;
+  usage.steal_fraction = 0.2;
+  CHECK(contention_reason(usage, policy) == "the hypervisor took 20% of the CPUs' time (steal) > 5%");
+  usage.involuntary_switches = 500;
   usage.cpu_per_thread = 0.5;
   CHECK(contention_reason(usage, policy) == "CPU time per thread 0.50 of wall time < 0.85");
   RepetitionUsage back = repetition_usage_from_json(to_json(usage));
   CHECK(back.cpu_per_thread == 0.5);
   CHECK(back.involuntary_switches == 500);
   CHECK(back.threads == 2);
+  CHECK(back.steal_fraction == 0.2);
 }
 
 }  // namespace
