@@ -12,7 +12,6 @@
 #include <limits>
 #include <map>
 #include <set>
-#include <thread>
 
 #include "data/batches.h"
 #include "data/hash.h"
@@ -24,6 +23,7 @@
 #include "eval/model_size.h"
 #include "eval/progress.h"
 #include "experiments/calibration_subset.h"
+#include "experiments/latency_runner.h"
 #include "experiments/paths.h"
 #include "experiments/points.h"
 #include "experiments/records.h"
@@ -131,7 +131,8 @@ class Runner {
                                       : "",
                  summary.skipped, run_dir_.c_str(), todo.size());
     if (!todo.empty()) {
-      if (options_.latency_probe.empty()) options_.latency_probe = find_latency_probe("");
+      latency_.emplace(options_.latency_probe.empty() ? find_latency_probe("") : options_.latency_probe,
+                       run_dir_, e_.contention);
       if (!e_.model.torchscript.empty()) import_model();
       prepare_data(todo);
       save_experiment_copy();
@@ -166,7 +167,6 @@ class Runner {
       }
       write_run_tables(run_dir_, log.records());
     }
-    fs::remove_all(probe_dir());
     summary.failed = static_cast<int>(failures.size());
     if (todo.empty()) write_run_tables(run_dir_, log.records());
     std::printf("\n%s\nwritten to %s\n", markdown_table(table_rows(log.records())).c_str(),
@@ -499,96 +499,26 @@ class Runner {
     return latency_input(std::min(kImages, evaluation_set().size()));
   }
 
-  // --- latency, each measurement in a fresh process (eval/isolated_latency.h) ---------------
-
-  /// The directory of the files the probe reads; this process's own, removed at the end.
-  std::string probe_dir() const { return run_dir_ + "/probe." + std::to_string(::getpid()); }
-
-  std::string probe_path(const std::string& name) const {
-    fs::create_directories(probe_dir());
-    return probe_dir() + "/" + name;
-  }
-
-  /// `model` saved for the probe under a name derived from `key`, once.
-  std::string probe_model(const std::string& key, const GraphModule& model) {
-    const std::string path = probe_path(config_hash(nlohmann::json(key)) + ".qbm");
-    if (probe_files_.insert(path).second) save_model(model, path);
-    return path;
-  }
-
-  /// `tensor` saved for the probe as `name`, once.
-  std::string probe_input(const std::string& name, const std::function<at::Tensor()>& tensor) {
-    const std::string path = probe_path(name + ".pt");
-    if (probe_files_.insert(path).second) write_state_dict(path, {{"input", tensor()}});
-    return path;
-  }
-
-  struct Timed {
-    ProbeResult result;
-    bool noisy = false;
-    int attempt = 0;  // which attempt `result` is
-    nlohmann::json attempts;
-  };
-
-  /// Runs the probe until a measurement is quiet or the retries are spent; then the attempt
-  /// with the fewest contended repetitions (the faster of equals) stands for the point.
-  Timed time_until_quiet(const ProbeRequest& request) {
-    Timed timed;
-    timed.attempts = nlohmann::json::array();
-    int fewest_contended = std::numeric_limits<int>::max();
-    for (int attempt = 1;; ++attempt) {
-      ProbeResult result = run_probe(options_.latency_probe, request);
-      nlohmann::json repetitions = nlohmann::json::array();
-      std::string first_reason;
-      int contended = 0;
-      for (const RepetitionUsage& usage : result.timing.usage) {
-        nlohmann::json repetition = to_json(usage);
-        const std::string reason = contention_reason(usage, e_.contention.policy);
-        if (!reason.empty()) {
-          repetition["contended"] = reason;
-          if (contended++ == 0) first_reason = reason;
-        }
-        repetitions.push_back(repetition);
-      }
-      timed.attempts.push_back({{"attempt", attempt},
-                                {"median_ms", result.timing.median_ms},
-                                {"contended_repetitions", contended},
-                                {"repetitions", repetitions}});
-      if (contended < fewest_contended ||
-          (contended == fewest_contended && result.timing.median_ms < timed.result.timing.median_ms)) {
-        fewest_contended = contended;
-        timed.attempt = attempt;
-        timed.result = std::move(result);
-      }
-      timed.noisy = fewest_contended > 0;
-      if (!timed.noisy || attempt > e_.contention.retries) return timed;
-      std::fprintf(stderr, "  contended (%s, in %d of %zu repetitions): measuring again in %g s\n",
-                   first_reason.c_str(), contended, timed.attempts.back()["repetitions"].size(),
-                   e_.contention.retry_wait_s);
-      std::this_thread::sleep_for(std::chrono::duration<double>(e_.contention.retry_wait_s));
-    }
-  }
-
   nlohmann::json measure(const Point& point, const std::string& hash) {
     const auto start = std::chrono::steady_clock::now();
     const Evaluated& model = evaluated(point);
     ProbeRequest request;
     request.name = point.model + " " + point.label() + "/threads:" + std::to_string(point.threads) +
                    "/batch:" + std::to_string(point.batch_size);
-    request.model = probe_model(point.model_key(), model.model);
-    request.input = probe_input("batch" + std::to_string(point.batch_size),
-                                [&] { return latency_input(point.batch_size); });
+    request.model = latency_->model_file(point.model_key(), model.model);
+    request.input = latency_->input_file("batch" + std::to_string(point.batch_size),
+                                         [&] { return latency_input(point.batch_size); });
     request.latency = e_.latency;
     request.latency.threads = static_cast<int>(point.threads);
     request.engine = point.int8() ? point.engine : "";
     request.isa = point.isa;
     if (point.int8()) {
-      request.reference_model = probe_model("fp32 " + point.model, fp32_model(point.model));
+      request.reference_model = latency_->model_file("fp32 " + point.model, fp32_model(point.model));
       const bool calibration_images = !e_.evaluation.accuracy && point.samples > 0;
-      request.sqnr_input = probe_input(calibration_images ? "sqnr_calibration" : "sqnr_evaluation",
-                                       [&] { return sqnr_images(point); });
+      request.sqnr_input = latency_->input_file(calibration_images ? "sqnr_calibration" : "sqnr_evaluation",
+                                                [&] { return sqnr_images(point); });
     }
-    const Timed timed = time_until_quiet(request);
+    const TimedPoint timed = latency_->time_until_quiet(request);
     const LatencyResult& timing = timed.result.timing;
 
     nlohmann::json trust = model.trust;
@@ -692,7 +622,7 @@ class Runner {
   std::map<std::string, GraphModule> fp32_;
   std::unique_ptr<Evaluated> current_;
   std::string current_key_;
-  std::set<std::string> probe_files_;
+  std::optional<LatencyRunner> latency_;  // from the first point to measure on
 };
 
 }  // namespace
