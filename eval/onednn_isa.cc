@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdlib>
 #include <fstream>
 #include <iterator>
 #include <set>
@@ -97,6 +98,17 @@ bool flags_have_isa(const std::string& isa, const std::string& flags) {
     if (!present.count(flag)) return false;
   }
   return true;
+}
+
+std::string onednn_isa_cap_from_environment() {
+  for (const char* name : {"ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA"}) {
+    if (const char* value = std::getenv(name)) {
+      std::string text = value;
+      for (char& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      return text;
+    }
+  }
+  return "";
 }
 
 std::string onednn_max_cpu_isa_value(const std::string& isa) {

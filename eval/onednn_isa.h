@@ -28,6 +28,10 @@ bool cpu_has_isa(const std::string& isa);
 /// The same test against a space-separated flags line, as /proc/cpuinfo writes it.
 bool flags_have_isa(const std::string& isa, const std::string& flags);
 
+/// The cap this process's environment sets (ONEDNN_MAX_CPU_ISA, or the older
+/// DNNL_MAX_CPU_ISA), in lower case; "" for none.
+std::string onednn_isa_cap_from_environment();
+
 /// The environment variable's value that caps oneDNN at `isa` ("AVX512_CORE_VNNI").
 std::string onednn_max_cpu_isa_value(const std::string& isa);
 

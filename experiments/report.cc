@@ -329,7 +329,7 @@ std::string headline(const std::vector<nlohmann::json>& records) {
   const std::vector<TableRow> rows = table_rows(publishable(records));
   const TableRow* best = nullptr;
   for (const TableRow& row : rows) {
-    if (!row.speedup || row.variant.rfind("fp32", 0) == 0) continue;
+    if (!row.speedup || (row.point_variant != "eager" && row.point_variant != "graph")) continue;
     const bool better = !best || (row.top1 && best->top1 && row.top1->mean != best->top1->mean
                                       ? row.top1->mean > best->top1->mean
                                       : *row.speedup > *best->speedup);
@@ -340,7 +340,7 @@ std::string headline(const std::vector<nlohmann::json>& records) {
   for (const TableRow& row : rows) {
     if (row.model == best->model && row.threads == best->threads &&
         row.batch_size == best->batch_size && row.isa == best->isa &&
-        (row.variant == "fp32" || row.variant == "fp32 " + row.isa)) {
+        row.point_variant == "fp32") {
       fp32 = &row;
     }
   }

@@ -59,18 +59,6 @@ std::string timed_form(const Point& point) {
   return "int8 on " + point.engine + ", channels-last";
 }
 
-/// The ISA cap this process's environment sets for oneDNN, or "" for none.
-std::string onednn_isa_cap_from_environment() {
-  for (const char* name : {"ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA"}) {
-    if (const char* value = std::getenv(name)) {
-      std::string text = value;
-      for (char& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-      return text;
-    }
-  }
-  return "";
-}
-
 nlohmann::json summary_json(const Summary& s) {
   return {{"n", s.n}, {"mean", s.mean}, {"stddev", s.stddev}, {"ci95", {s.ci95_low, s.ci95_high}}};
 }

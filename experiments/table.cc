@@ -32,11 +32,6 @@ std::string markdown_figure(const std::optional<Figure>& f) {
   return text;
 }
 
-// The fp32 row's label is "fp32", followed by its ISA when the sweep lists ISAs.
-bool point_is_fp32(const TableRow& row) {
-  return row.variant == "fp32" || row.variant == "fp32 " + row.isa;
-}
-
 std::string markdown_latency(const TableRow& row) {
   std::string text = format_number("%.3f", row.latency_ms);
   if (row.noisy) text += " noisy";
@@ -64,6 +59,7 @@ std::vector<TableRow> table_rows(const std::vector<nlohmann::json>& records) {
     TableRow row;
     row.model = point.at("model").get<std::string>();
     row.variant = record.at("label").get<std::string>();
+    row.point_variant = point.value("variant", "");
     row.threads = point.at("threads").get<int64_t>();
     row.batch_size = point.at("batch_size").get<int64_t>();
     row.size_mb = record.at("size_bytes").get<double>() / 1e6;
@@ -85,7 +81,7 @@ std::vector<TableRow> table_rows(const std::vector<nlohmann::json>& records) {
   }
   std::map<std::tuple<std::string, int64_t, int64_t, std::string>, double> fp32_latency;
   for (const TableRow& row : rows) {
-    if (point_is_fp32(row)) fp32_latency[{row.model, row.threads, row.batch_size, row.isa}] = row.latency_ms;
+    if (row.point_variant == "fp32") fp32_latency[{row.model, row.threads, row.batch_size, row.isa}] = row.latency_ms;
   }
   for (TableRow& row : rows) {
     auto it = fp32_latency.find({row.model, row.threads, row.batch_size, row.isa});

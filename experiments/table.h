@@ -24,6 +24,7 @@ struct Figure {
 struct TableRow {
   std::string model;
   std::string variant;  // the point's label
+  std::string point_variant;  // point.variant: "fp32", "fp32_as_built", "eager" or "graph"
   int64_t threads = 1;
   int64_t batch_size = 1;
   double size_mb = 0.0;

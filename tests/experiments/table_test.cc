@@ -11,7 +11,10 @@ nlohmann::json record(const std::string& hash, const std::string& label, int64_t
                       double latency_ms, const nlohmann::json& accuracy) {
   return {{"config_hash", hash},
           {"label", label},
-          {"point", {{"model", "m"}, {"threads", threads}, {"batch_size", 1}}},
+          {"point", {{"model", "m"},
+                     {"variant", label.substr(0, label.find(' '))},
+                     {"threads", threads},
+                     {"batch_size", 1}}},
           {"size_bytes", 310100},
           {"accuracy", accuracy},
           {"latency", {{"median_ms", latency_ms}}}};
