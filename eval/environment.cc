@@ -115,4 +115,20 @@ nlohmann::json to_json(const Environment& env) {
           {"date_utc", env.date_utc},                 {"fingerprint", machine_fingerprint(env)}};
 }
 
+Environment environment_from_json(const nlohmann::json& json) {
+  Environment env;
+  env.git_revision = json.value("git_revision", "");
+  env.git_dirty = json.value("git_dirty", false);
+  env.libtorch_version = json.value("libtorch_version", "");
+  env.opencv_version = json.value("opencv_version", "");
+  env.quantized_engines = json.value("quantized_engines", "");
+  env.cpu_model = json.value("cpu_model", "");
+  env.cpu_flags = json.value("cpu_flags", "");
+  env.cores = json.value("cores", 0);
+  env.intra_op_threads = json.value("intra_op_threads", 0);
+  env.hostname = json.value("hostname", "");
+  env.date_utc = json.value("date_utc", "");
+  return env;
+}
+
 }  // namespace qb

@@ -29,6 +29,8 @@ std::string utc_now();
 Environment capture_environment(const std::string& source_dir);
 
 nlohmann::json to_json(const Environment& env);
+/// The fields of to_json; a missing one takes its default (records older than the field).
+Environment environment_from_json(const nlohmann::json& json);
 
 /// What decides whether two machines' latencies compare: "amd-epyc-9b14-2c-torch1.13.0-" and
 /// the first 8 hex digits of FNV-1a 32 over cpu_flags. Nightly baselines are kept per

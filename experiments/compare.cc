@@ -4,88 +4,55 @@
 #include <cstdio>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <stdexcept>
 
-#include "experiments/records.h"
+#include "experiments/metrics.h"
+#include "experiments/record_log.h"
 #include "experiments/stats.h"
-#include "experiments/table.h"
 
 namespace qb {
 
 namespace {
 
-/// The latest measured record of each point of one side, after checking every record has the
-/// fields a comparison reads.
-std::vector<nlohmann::json> measured_points(const std::vector<nlohmann::json>& records,
-                                            const std::string& side) {
-  for (const nlohmann::json& record : measured_only(records)) {
-    if (!record.contains("config_hash") || !record.contains("latency") ||
-        !record.contains("point")) {
-      throw std::invalid_argument(side + ": a record lacks config_hash, point or latency");
-    }
-  }
-  return latest_measured(records);
-}
-
-std::map<std::string, nlohmann::json> by_hash(const std::vector<nlohmann::json>& records) {
-  std::map<std::string, nlohmann::json> out;
-  for (const nlohmann::json& record : records) out[record["config_hash"].get<std::string>()] = record;
+std::map<std::string, const Record*> by_hash(const std::vector<Record>& records) {
+  std::map<std::string, const Record*> out;
+  for (const Record& record : records) out[record.config_hash] = &record;
   return out;
 }
 
-std::string describe_point(const nlohmann::json& record) {
-  const nlohmann::json& point = record.at("point");
-  return point.at("model").get<std::string>() + " " + record.at("label").get<std::string>() +
-         ", " + std::to_string(point.at("threads").get<int64_t>()) + " thread(s), batch " +
-         std::to_string(point.at("batch_size").get<int64_t>());
-}
-
-std::string onednn_isa(const nlohmann::json& record) {
-  return record.value("provenance", nlohmann::json::object())
-      .value("environment", nlohmann::json::object())
-      .value("onednn_isa", std::string());
-}
-
+/// How `metric` changed between two records of a point, or nullopt when a side lacks it.
 /// `comparable`: both sides ran on the same kind of machine with the same kernels.
-MetricChange latency_change(const nlohmann::json& base_record, const nlohmann::json& cur_record,
-                            bool comparable, const CompareOptions& options) {
-  const nlohmann::json& base = base_record.at("latency");
-  const nlohmann::json& cur = cur_record.at("latency");
+std::optional<MetricChange> metric_change(const Metric& metric, const Record& base, const Record& cur,
+                                          bool comparable, const CompareOptions& options) {
+  const std::optional<double> b = metric.value(base);
+  const std::optional<double> c = metric.value(cur);
+  if (!b || !c) return std::nullopt;
   MetricChange m;
-  m.metric = "latency_ms";
-  m.baseline = base.at("median_ms").get<double>();
-  m.current = cur.at("median_ms").get<double>();
-  m.change = m.baseline > 0 ? (m.current - m.baseline) / m.baseline : 0.0;
-  m.p_value = mann_whitney_u(base.at("repetitions_ms").get<std::vector<double>>(),
-                             cur.at("repetitions_ms").get<std::vector<double>>())
-                  .p_value;
-  const bool large = std::abs(m.change) >= options.min_latency_change;
-  if (!comparable || onednn_isa(base_record) != onednn_isa(cur_record)) {
+  m.metric = metric.key;
+  m.baseline = *b;
+  m.current = *c;
+  m.change = metric.relative ? (*b != 0 ? (*c - *b) / *b : 0.0) : *c - *b;
+  if (metric.repetitions) {
+    m.p_value = mann_whitney_u(metric.repetitions(base), metric.repetitions(cur)).p_value;
+  }
+  const double tolerance = options.tolerance_of(metric.key);
+  const bool large = tolerance > 0 ? std::abs(m.change) >= tolerance : m.change != 0;
+  const bool worse = metric.better == Better::kLower ? m.change > 0 : m.change < 0;
+  const bool noisy = (base.latency && base.latency->noisy) || (cur.latency && cur.latency->noisy);
+  if ((metric.timing && !comparable) ||
+      (metric.isa_dependent &&
+       base.provenance.environment.onednn_isa != cur.provenance.environment.onednn_isa)) {
     m.verdict = "not comparable";
-  } else if (base.value("noisy", false) || cur.value("noisy", false)) {
+  } else if (metric.timing && noisy) {
     // A measurement that shared its cores says nothing either way.
     m.verdict = "inconclusive";
   } else if (!large) {
     m.verdict = "unchanged";
-  } else if (m.p_value >= options.alpha) {
+  } else if (metric.repetitions && m.p_value >= options.alpha) {
     m.verdict = "noise";
   } else {
-    m.verdict = m.change > 0 ? "regression" : "improvement";
-  }
-  return m;
-}
-
-MetricChange accuracy_change(const std::string& metric, double base, double cur,
-                             const CompareOptions& options) {
-  MetricChange m;
-  m.metric = metric;
-  m.baseline = base;
-  m.current = cur;
-  m.change = cur - base;
-  if (std::abs(m.change) <= options.accuracy_tolerance) {
-    m.verdict = "unchanged";
-  } else {
-    m.verdict = m.change < 0 ? "regression" : "improvement";
+    m.verdict = worse ? "regression" : "improvement";
   }
   return m;
 }
@@ -103,7 +70,23 @@ const std::vector<std::string>& other_environment_fields() {
   return fields;
 }
 
+/// A machine field of an environment as text: the value, or a number's decimal digits.
+std::string machine_field(const Environment& env, const std::string& field) {
+  if (field == "cpu_model") return env.cpu_model;
+  if (field == "cpu_flags") return env.cpu_flags;
+  if (field == "cores") return std::to_string(env.cores);
+  if (field == "libtorch_version") return env.libtorch_version;
+  if (field == "hostname") return env.hostname;
+  if (field == "opencv_version") return env.opencv_version;
+  return env.quantized_engines;
+}
+
 }  // namespace
+
+double CompareOptions::tolerance_of(const std::string& key) const {
+  auto it = tolerance.find(key);
+  return it != tolerance.end() ? it->second : metric(key).tolerance;
+}
 
 bool PointComparison::regression() const {
   for (const MetricChange& m : metrics) {
@@ -124,71 +107,47 @@ std::string Comparison::verdict() const {
   return latency_comparable ? "clean" : "not comparable";
 }
 
-Comparison compare_records(const std::vector<nlohmann::json>& baseline,
-                           const std::vector<nlohmann::json>& current,
+Comparison compare_records(const std::vector<Record>& baseline, const std::vector<Record>& current,
                            const CompareOptions& options) {
-  const std::vector<nlohmann::json> measured_baseline = measured_points(baseline, "baseline");
-  const std::vector<nlohmann::json> measured_current = measured_points(current, "current");
+  const std::vector<Record> measured_baseline = latest_measured(baseline);
+  const std::vector<Record> measured_current = latest_measured(current);
   const auto base = by_hash(measured_baseline);
   const auto cur = by_hash(measured_current);
   Comparison out;
   if (!measured_baseline.empty() && !measured_current.empty()) {
-    const nlohmann::json b = measured_baseline.front().value("provenance", nlohmann::json::object())
-                                 .value("environment", nlohmann::json::object());
-    const nlohmann::json c = measured_current.front().value("provenance", nlohmann::json::object())
-                                 .value("environment", nlohmann::json::object());
+    const Environment& b = measured_baseline.front().provenance.environment.machine;
+    const Environment& c = measured_current.front().provenance.environment.machine;
     for (const auto* fields : {&machine_fields(), &other_environment_fields()}) {
       for (const std::string& field : *fields) {
-        const nlohmann::json bv = b.value(field, nlohmann::json());
-        const nlohmann::json cv = c.value(field, nlohmann::json());
+        const std::string bv = machine_field(b, field);
+        const std::string cv = machine_field(c, field);
         if (bv == cv) continue;
-        auto text = [](const nlohmann::json& v) {
-          return v.is_string() ? v.get<std::string>() : v.dump();
-        };
-        out.environment_differences.push_back(field + ": " + text(bv) + " -> " + text(cv));
+        out.environment_differences.push_back(field + ": " + bv + " -> " + cv);
         if (fields == &machine_fields()) out.latency_comparable = false;
       }
     }
   }
-  for (const nlohmann::json& record : measured_current) {
-    const std::string hash = record["config_hash"].get<std::string>();
-    if (!base.count(hash)) {
-      out.only_in_current.push_back(describe_point(record));
+  for (const Record& record : measured_current) {
+    auto it = base.find(record.config_hash);
+    if (it == base.end()) {
+      out.only_in_current.push_back(record.describe());
       continue;
     }
-    const nlohmann::json& b = base.at(hash);
     PointComparison p;
-    p.config_hash = hash;
-    p.model = record["point"]["model"].get<std::string>();
-    p.label = record["label"].get<std::string>();
-    p.threads = record["point"]["threads"].get<int64_t>();
-    p.batch_size = record["point"]["batch_size"].get<int64_t>();
-    p.metrics.push_back(latency_change(b, record, out.latency_comparable, options));
-    if (!b["accuracy"].is_null() && !record["accuracy"].is_null()) {
-      for (const char* metric : {"top1", "top5"}) {
-        p.metrics.push_back(accuracy_change(std::string(metric) + "_percent",
-                                            b["accuracy"][metric]["mean"].get<double>(),
-                                            record["accuracy"][metric]["mean"].get<double>(),
-                                            options));
-      }
+    p.config_hash = record.config_hash;
+    p.model = record.point.model;
+    p.label = record.label;
+    p.threads = record.point.threads;
+    p.batch_size = record.point.batch_size;
+    for (const Metric& metric : metrics()) {
+      std::optional<MetricChange> change =
+          metric_change(metric, *it->second, record, out.latency_comparable, options);
+      if (change) p.metrics.push_back(*change);
     }
-    MetricChange size;
-    size.metric = "size_bytes";
-    size.baseline = b["size_bytes"].get<double>();
-    size.current = record["size_bytes"].get<double>();
-    size.change = size.baseline > 0 ? (size.current - size.baseline) / size.baseline : 0.0;
-    // Sizes are deterministic: any change means the model or its format changed.
-    size.verdict = size.current > size.baseline   ? "regression"
-                   : size.current < size.baseline ? "improvement"
-                                                  : "unchanged";
-    p.metrics.push_back(size);
     out.points.push_back(std::move(p));
   }
-  for (const nlohmann::json& record : measured_baseline) {
-    const std::string hash = record["config_hash"].get<std::string>();
-    if (!cur.count(hash)) {
-      out.only_in_baseline.push_back(describe_point(record));
-    }
+  for (const Record& record : measured_baseline) {
+    if (!cur.count(record.config_hash)) out.only_in_baseline.push_back(record.describe());
   }
   return out;
 }
@@ -200,10 +159,16 @@ std::string markdown_report(const Comparison& comparison, const CompareOptions& 
   for (const PointComparison& p : comparison.points) regressions += p.regression();
   out += "**Verdict: " + comparison.verdict() + "** (" +
          std::to_string(comparison.points.size()) + " points compared, " +
-         std::to_string(regressions) + " with a regression). Latency: Mann-Whitney U, alpha " +
-         format_number("%g", options.alpha) + ", minimum change " +
-         format_number("%g", 100 * options.min_latency_change) + "%; accuracy tolerance " +
-         format_number("%g", options.accuracy_tolerance) + " points; any size change is flagged.\n\n";
+         std::to_string(regressions) + " with a regression). Smallest changes that count:";
+  for (const Metric& m : metrics()) {
+    const double tolerance = options.tolerance_of(m.key);
+    out += " " + m.key + " " +
+           (tolerance == 0 ? std::string("any")
+                           : m.relative ? format_number("%g%%", 100 * tolerance) : format_number("%g", tolerance)) +
+           (m.repetitions ? " (and Mann-Whitney U, alpha " + format_number("%g", options.alpha) + ")" : "") +
+           (&m == &metrics().back() ? "." : ",");
+  }
+  out += "\n\n";
   if (!comparison.latency_comparable) {
     out += "> **Latency not comparable:** the runs come from different machines or LibTorch "
            "builds, so no latency change is judged (accuracy and size still are):\n";
@@ -228,22 +193,30 @@ std::string markdown_report(const Comparison& comparison, const CompareOptions& 
     for (const PointComparison& p : comparison.points) {
       if (p.regression() != regressions_first) continue;
       for (const MetricChange& m : p.metrics) {
-        const bool latency = m.metric == "latency_ms";
-        const bool accuracy = m.metric.find("percent") != std::string::npos;
-        std::string change = accuracy ? format_number("%+.2f pt", m.change)
-                                      : format_number("%+.1f%%", 100 * m.change);
-        std::string verdict = m.verdict == "regression" ? "**regression**" : m.verdict;
+        const Metric& definition = metric(m.metric);
+        const std::string change = definition.relative ? format_number("%+.1f%%", 100 * m.change)
+                                                       : format_number("%+.2f", m.change);
+        const std::string verdict = m.verdict == "regression" ? "**regression**" : m.verdict;
         out += "| " + p.model + " | " + p.label + " | " + std::to_string(p.threads) + " | " +
                std::to_string(p.batch_size) + " | " + m.metric + " | " +
-               format_number(latency ? "%.4f" : accuracy ? "%.2f" : "%.0f", m.baseline) + " | " +
-               format_number(latency ? "%.4f" : accuracy ? "%.2f" : "%.0f", m.current) + " | " + change +
-               " | " + (latency ? format_number("%.4f", m.p_value) : std::string("-")) + " | " +
-               verdict + " |\n";
+               format_number("%.10g", m.baseline) + " | " + format_number("%.10g", m.current) + " | " +
+               change + " | " + (m.p_value >= 0 ? format_number("%.4f", m.p_value) : std::string("-")) +
+               " | " + verdict + " |\n";
       }
     }
   }
   return out;
 }
+
+namespace {
+
+nlohmann::json options_json(const CompareOptions& options) {
+  nlohmann::json tolerance = nlohmann::json::object();
+  for (const Metric& m : metrics()) tolerance[m.key] = options.tolerance_of(m.key);
+  return {{"alpha", options.alpha}, {"tolerance", tolerance}};
+}
+
+}  // namespace
 
 nlohmann::json verdict_json(const Comparison& comparison, const CompareOptions& options) {
   nlohmann::json points = nlohmann::json::array();
@@ -276,10 +249,7 @@ nlohmann::json verdict_json(const Comparison& comparison, const CompareOptions& 
   }
   return {{"verdict", comparison.verdict()},
           {"latency_comparable", comparison.latency_comparable},
-          {"options",
-           {{"alpha", options.alpha},
-            {"min_latency_change", options.min_latency_change},
-            {"accuracy_tolerance", options.accuracy_tolerance}}},
+          {"options", options_json(options)},
           {"regressions", regressions},
           {"only_in_baseline", comparison.only_in_baseline},
           {"only_in_current", comparison.only_in_current},
@@ -287,11 +257,11 @@ nlohmann::json verdict_json(const Comparison& comparison, const CompareOptions& 
           {"points", points}};
 }
 
-std::vector<nlohmann::json> load_run_records(const std::string& path) {
+std::vector<Record> load_run_records(const std::string& path) {
   namespace fs = std::filesystem;
   const std::string file = fs::is_directory(path) ? path + "/records.jsonl" : path;
   if (!fs::exists(file)) throw std::runtime_error(file + ": no such records file");
-  std::vector<nlohmann::json> records = read_records(file);
+  std::vector<Record> records = read_typed_records(file);
   if (records.empty()) throw std::runtime_error(file + ": holds no records");
   return records;
 }

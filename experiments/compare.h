@@ -1,33 +1,38 @@
 #pragma once
 // Comparing two runs point by point, as a nightly regression check does: points are matched by
-// configuration hash; latency changes are decided by a Mann-Whitney U test on the repetitions
-// plus a minimum relative change (as Google Benchmark's compare.py does), accuracy changes by a
-// tolerance in percentage points, and any size change is flagged.
+// configuration hash and every metric of experiments/metrics.h both sides have is judged: a
+// change counts when it exceeds the metric's tolerance (relative for latency and size, in
+// points or dB for accuracy and SQNR) and, for repeated measurements (latency), when a
+// Mann-Whitney U test on the repetitions supports it too, as Google Benchmark's compare.py
+// does. Any size change counts.
 
 #include <nlohmann/json.hpp>
 
+#include <map>
 #include <string>
 #include <vector>
+
+#include "experiments/record.h"
 
 namespace qb {
 
 struct CompareOptions {
-  /// Latency: significance level of the two-sided Mann-Whitney U test.
+  /// Significance level of the two-sided Mann-Whitney U test on repeated measurements.
   double alpha = 0.05;
-  /// Latency: smallest relative change of the median that counts (0.05 = 5%).
-  double min_latency_change = 0.05;
-  /// Accuracy: smallest change of top-1 or top-5 (in percentage points) that counts.
-  double accuracy_tolerance = 0.1;
+  /// Per metric key, the smallest change that counts, overriding the metric's default.
+  std::map<std::string, double> tolerance;
+  /// The tolerance of metric `key`: tolerance[key] when set, else its default.
+  double tolerance_of(const std::string& key) const;
 };
 
 /// One metric of one point on both sides.
 struct MetricChange {
-  std::string metric;  // "latency_ms", "top1_percent", "top5_percent", "size_bytes"
+  std::string metric;  // a key of experiments/metrics.h: "latency_ms", "top1_percent", ...
   double baseline = 0.0;
   double current = 0.0;
-  /// (current - baseline) / baseline; for accuracy, current - baseline in points.
+  /// (current - baseline) / baseline; for accuracy and SQNR, current - baseline.
   double change = 0.0;
-  double p_value = -1.0;  // latency only
+  double p_value = -1.0;  // repeated measurements only
   /// "regression", "improvement", "unchanged", or for latency "noise" (a large change the test
   /// does not support), "inconclusive" (either side measured under contention: latency.noisy)
   /// or "not comparable" (different machines, or oneDNN dispatched to different ISAs).
@@ -61,9 +66,7 @@ struct Comparison {
 };
 
 /// Compares two sets of records (a point recorded twice on one side: the later one counts).
-/// std::invalid_argument naming the side for a record without the needed fields.
-Comparison compare_records(const std::vector<nlohmann::json>& baseline,
-                           const std::vector<nlohmann::json>& current,
+Comparison compare_records(const std::vector<Record>& baseline, const std::vector<Record>& current,
                            const CompareOptions& options);
 
 /// A Markdown report: verdict, warnings, regressions first, then every point's metrics.
@@ -75,6 +78,6 @@ nlohmann::json verdict_json(const Comparison& comparison, const CompareOptions& 
 
 /// The records of a run directory (its records.jsonl) or of a .jsonl file; std::runtime_error
 /// naming the path when it holds none or cannot be read.
-std::vector<nlohmann::json> load_run_records(const std::string& path);
+std::vector<Record> load_run_records(const std::string& path);
 
 }  // namespace qb

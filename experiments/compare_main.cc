@@ -9,6 +9,7 @@
 
 #include "eval/environment.h"
 #include "experiments/compare.h"
+#include "experiments/metrics.h"
 #include "experiments/paths.h"
 
 namespace qb {
@@ -18,8 +19,12 @@ constexpr const char* kUsage =
     "usage: bazel run //experiments:compare -- BASELINE CURRENT [options]\n"
     "  BASELINE, CURRENT        run directories (with records.jsonl) or records files\n"
     "  --alpha A                latency test significance level (default 0.05)\n"
-    "  --min-change R           smallest relative latency change that counts (default 0.05)\n"
-    "  --accuracy-tolerance P   smallest top-1/top-5 change in points that counts (default 0.1)\n"
+    "  --tolerance METRIC=T     smallest change of METRIC that counts: relative for latency_ms\n"
+    "                           and size_bytes (defaults 0.05 and 0: any), in points for\n"
+    "                           top1_percent and top5_percent (0.1), in dB for output_sqnr_db\n"
+    "                           (0.5); may be repeated\n"
+    "  --min-change R           --tolerance latency_ms=R\n"
+    "  --accuracy-tolerance P   --tolerance top1_percent=P --tolerance top5_percent=P\n"
     "  --report FILE.md         also write the Markdown report there\n"
     "  --json FILE.json         write the JSON verdict there\n"
     "  --fingerprint            print this machine's fingerprint (baselines are kept per\n"
@@ -51,10 +56,21 @@ int compare_main(int argc, char** argv) {
     const bool has_value = i + 1 < argc;
     if (arg == "--alpha" && has_value) {
       options.alpha = number(arg, argv[++i]);
+    } else if (arg == "--tolerance" && has_value) {
+      const std::string text = argv[++i];
+      const size_t equals = text.find('=');
+      if (equals == std::string::npos) {
+        throw std::invalid_argument("--tolerance expects METRIC=VALUE, got '" + text + "'");
+      }
+      const std::string key = text.substr(0, equals);
+      metric(key);  // an unknown name is an error listing the metrics
+      options.tolerance[key] = number(arg, text.substr(equals + 1));
     } else if (arg == "--min-change" && has_value) {
-      options.min_latency_change = number(arg, argv[++i]);
+      options.tolerance["latency_ms"] = number(arg, argv[++i]);
     } else if (arg == "--accuracy-tolerance" && has_value) {
-      options.accuracy_tolerance = number(arg, argv[++i]);
+      const double points = number(arg, argv[++i]);
+      options.tolerance["top1_percent"] = points;
+      options.tolerance["top5_percent"] = points;
     } else if (arg == "--report" && has_value) {
       report_path = resolve_user_path(argv[++i]);
     } else if (arg == "--json" && has_value) {

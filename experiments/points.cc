@@ -36,6 +36,27 @@ nlohmann::json Point::to_json() const {
   return j;
 }
 
+Point Point::from_json(const nlohmann::json& json) {
+  Point point;
+  try {
+    point.model = json.at("model").get<std::string>();
+    point.variant = json.at("variant").get<std::string>();
+    point.threads = json.at("threads").get<int64_t>();
+    point.batch_size = json.at("batch_size").get<int64_t>();
+    point.isa = json.value("isa", "");
+    if (point.int8()) {
+      point.engine = json.at("engine").get<std::string>();
+      point.observer = json.at("observer").get<std::string>();
+      point.weights = json.at("weights").get<std::string>();
+      point.mapping = json.at("mapping").get<std::string>();
+      point.samples = json.at("samples").get<int64_t>();
+    }
+  } catch (const nlohmann::json::exception& e) {
+    throw std::invalid_argument("point " + json.dump() + ": " + e.what());
+  }
+  return point;
+}
+
 std::string Point::model_key() const {
   nlohmann::json j = to_json();
   j.erase("threads");

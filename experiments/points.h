@@ -36,6 +36,8 @@ struct Point {
   std::string label() const;
   /// The fields above as a JSON object (exclude rules match against it).
   nlohmann::json to_json() const;
+  /// The inverse of to_json; std::invalid_argument naming a missing or mistyped field.
+  static Point from_json(const nlohmann::json& json);
   /// Identifies the converted model: every field except threads, batch size and ISA.
   std::string model_key() const;
 };

@@ -8,9 +8,9 @@
 #include <set>
 #include <sstream>
 
-#include "experiments/records.h"
-#include "experiments/sweep.h"
-#include "experiments/table.h"
+#include "experiments/metrics.h"
+#include "experiments/record_log.h"
+#include "experiments/run_tables.h"
 #include "experiments/table.h"
 
 namespace qb {
@@ -19,36 +19,29 @@ namespace {
 
 namespace fs = std::filesystem;
 
-const nlohmann::json& point_of(const nlohmann::json& record) { return record.at("point"); }
-
-bool has_accuracy(const nlohmann::json& record) { return !record.at("accuracy").is_null(); }
-
-int64_t smallest(const std::vector<nlohmann::json>& records, const char* field) {
+int64_t smallest(const std::vector<Record>& records, int64_t Point::*field) {
   int64_t best = INT64_MAX;
-  for (const auto& r : records) best = std::min(best, point_of(r).at(field).get<int64_t>());
+  for (const Record& r : records) best = std::min(best, r.point.*field);
   return best;
 }
 
 /// The variant without its calibration size: "graph histogram/per_channel onednn".
-std::string family(const nlohmann::json& record) {
-  const nlohmann::json& p = point_of(record);
-  if (p.at("variant") == "fp32" || p.at("variant") == "fp32_as_built") return p.at("variant");
-  std::string text = p.at("variant").get<std::string>() + " " + p.at("observer").get<std::string>() +
-                     "/" + p.at("weights").get<std::string>();
-  if (p.at("mapping") != "global") text += " " + p.at("mapping").get<std::string>();
-  return text + " " + p.at("engine").get<std::string>();
+std::string family(const Record& record) {
+  const Point& p = record.point;
+  if (!p.int8()) return p.variant;
+  std::string text = p.variant + " " + p.observer + "/" + p.weights;
+  if (p.mapping != "global") text += " " + p.mapping;
+  return text + " " + p.engine;
 }
 
 /// Whether the records span several models, whose names then prefix the series titles.
-bool several_models(const std::vector<nlohmann::json>& records) {
+bool several_models(const std::vector<Record>& records) {
   std::set<std::string> models;
-  for (const auto& record : records) models.insert(point_of(record).at("model").get<std::string>());
+  for (const Record& record : records) models.insert(record.point.model);
   return models.size() > 1;
 }
 
-std::string model_prefix(bool several, const nlohmann::json& r) {
-  return several ? point_of(r).at("model").get<std::string>() + " " : "";
-}
+std::string model_prefix(bool several, const Record& r) { return several ? r.point.model + " " : ""; }
 
 std::string html_escape(const std::string& text) {
   std::string out;
@@ -70,43 +63,37 @@ void write_text(const std::string& path, const std::string& text) {
 }
 
 
-bool is_broken(const nlohmann::json& record) {
-  const nlohmann::json trust = record.value("trust", nlohmann::json());
-  return trust.is_object() && trust.value("broken", false);
-}
-
 /// What publishing shows: a broken int8 model's latency is not a result.
-std::vector<nlohmann::json> publishable(const std::vector<nlohmann::json>& records) {
-  std::vector<nlohmann::json> kept;
-  for (const nlohmann::json& record : latest_measured(records)) {
-    if (!is_broken(record)) kept.push_back(record);
+std::vector<Record> publishable(const std::vector<Record>& records) {
+  std::vector<Record> kept;
+  for (Record& record : latest_measured(records)) {
+    if (!record.broken()) kept.push_back(std::move(record));
   }
   return kept;
 }
 
 }  // namespace
 
-std::vector<std::pair<std::string, PlotSpec>> run_plots(const std::vector<nlohmann::json>& all) {
+std::vector<std::pair<std::string, PlotSpec>> run_plots(const std::vector<Record>& all) {
   // A broken int8 model's latency is not a result: tables mark it, latency plots leave it
   // out. Its accuracy is one (an uncalibrated model's is the point of calibrating).
-  const std::vector<nlohmann::json> measured = latest_measured(all);
-  const std::vector<nlohmann::json> records = publishable(all);
+  const std::vector<Record> measured = latest_measured(all);
+  const std::vector<Record> records = publishable(all);
   const bool several = several_models(records);
   std::vector<std::pair<std::string, PlotSpec>> plots;
   if (records.empty()) return plots;
-  const int64_t threads = smallest(records, "threads");
-  const int64_t batch = smallest(records, "batch_size");
-  const bool accuracy = has_accuracy(records.front());
+  const int64_t threads = smallest(records, &Point::threads);
+  const int64_t batch = smallest(records, &Point::batch_size);
+  const bool accuracy = records.front().accuracy.has_value();
+  const bool latency = records.front().latency.has_value();
 
   if (accuracy) {
     // Accuracy against calibration samples, one line per variant family.
     // Uncalibrated models (0 samples) included: how far below they sit is the point of
     // calibrating.
     std::set<int64_t> sample_set;
-    for (const auto& r : measured) {
-      if (point_of(r).value("samples", int64_t{-1}) >= 0) {
-        sample_set.insert(point_of(r)["samples"].get<int64_t>());
-      }
+    for (const Record& r : measured) {
+      if (r.point.samples >= 0) sample_set.insert(r.point.samples);
     }
     if (!sample_set.empty()) {
       std::vector<int64_t> samples(sample_set.begin(), sample_set.end());
@@ -117,27 +104,24 @@ std::vector<std::pair<std::string, PlotSpec>> run_plots(const std::vector<nlohma
       for (int64_t s : samples) spec.x_tics.push_back(std::to_string(s));
       std::map<std::string, Series> series;
       std::vector<std::string> order;
-      for (const auto& r : measured) {
-        const nlohmann::json& p = point_of(r);
-        if (p.value("samples", int64_t{-1}) < 0 || p["threads"] != threads ||
-            p["batch_size"] != batch) {
-          continue;
-        }
+      for (const Record& r : measured) {
+        const Point& p = r.point;
+        if (p.samples < 0 || p.threads != threads || p.batch_size != batch || !r.accuracy) continue;
         const std::string name = model_prefix(several, r) + family(r);
         if (!series.count(name)) order.push_back(name);
         Series& s = series[name];
         s.title = name;
-        const auto position = std::find(samples.begin(), samples.end(), p["samples"].get<int64_t>());
+        const auto position = std::find(samples.begin(), samples.end(), p.samples);
         s.x.push_back(static_cast<double>(position - samples.begin()));
-        s.y.push_back(r["accuracy"]["top1"]["mean"].get<double>());
-        s.low.push_back(r["accuracy"]["top1"]["ci95"][0].get<double>());
-        s.high.push_back(r["accuracy"]["top1"]["ci95"][1].get<double>());
+        s.y.push_back(r.accuracy->top1.mean);
+        s.low.push_back(r.accuracy->top1.ci95_low);
+        s.high.push_back(r.accuracy->top1.ci95_high);
       }
-      for (const auto& r : records) {
-        if (point_of(r)["variant"] != "fp32" || point_of(r)["threads"] != threads) continue;
+      for (const Record& r : records) {
+        if (r.point.variant != "fp32" || r.point.threads != threads || !r.accuracy) continue;
         Series fp32;
         fp32.title = model_prefix(several, r) + "fp32";
-        const double top1 = r["accuracy"]["top1"]["mean"].get<double>();
+        const double top1 = r.accuracy->top1.mean;
         fp32.x = {0.0, static_cast<double>(samples.size() - 1)};
         fp32.y = {top1, top1};
         spec.series.push_back(fp32);
@@ -150,32 +134,28 @@ std::vector<std::pair<std::string, PlotSpec>> run_plots(const std::vector<nlohma
 
   // Each variant family's largest calibration size: the model its latency and SQNR stand for.
   std::map<std::string, int64_t> largest_samples;
-  for (const auto& r : records) {
+  for (const Record& r : records) {
     const std::string name = model_prefix(several, r) + family(r);
-    const int64_t samples = point_of(r).value("samples", int64_t{-1});
     auto it = largest_samples.find(name);
-    if (it == largest_samples.end() || samples > it->second) largest_samples[name] = samples;
+    if (it == largest_samples.end() || r.point.samples > it->second) largest_samples[name] = r.point.samples;
   }
 
   // Latency against threads, one line per variant family at its largest calibration size.
-  {
+  if (latency) {
     PlotSpec spec;
     spec.title = "Latency against intra-op threads (median, batch " + std::to_string(batch) + ")";
     spec.x_label = "threads";
     spec.y_label = "latency per batch (ms)";
     std::map<std::string, Series> series;
     std::vector<std::string> order;
-    for (const auto& r : records) {
-      const nlohmann::json& p = point_of(r);
+    for (const Record& r : records) {
       const std::string name = model_prefix(several, r) + family(r);
-      if (p["batch_size"] != batch || p.value("samples", int64_t{-1}) != largest_samples[name]) {
-        continue;
-      }
+      if (r.point.batch_size != batch || r.point.samples != largest_samples[name] || !r.latency) continue;
       if (!series.count(name)) order.push_back(name);
       Series& s = series[name];
       s.title = name;
-      s.x.push_back(p["threads"].get<double>());
-      s.y.push_back(r["latency"]["median_ms"].get<double>());
+      s.x.push_back(static_cast<double>(r.point.threads));
+      s.y.push_back(r.latency->median_ms);
     }
     for (const std::string& name : order) spec.series.push_back(series[name]);
     plots.emplace_back("latency_vs_threads", spec);
@@ -183,7 +163,7 @@ std::vector<std::pair<std::string, PlotSpec>> run_plots(const std::vector<nlohma
 
   // The trade-off: latency against top-1 (or against size without accuracy), one cloud per
   // kind of model.
-  {
+  if (latency) {
     PlotSpec spec;
     spec.lines = false;
     spec.x_label = "latency per batch (ms, " + std::to_string(threads) + " thread(s), batch " +
@@ -193,19 +173,18 @@ std::vector<std::pair<std::string, PlotSpec>> run_plots(const std::vector<nlohma
     spec.y_label = accuracy ? "top-1 (%)" : "size (MB)";
     std::map<std::string, Series> series;
     std::vector<std::string> order;
-    for (const auto& r : records) {
-      const nlohmann::json& p = point_of(r);
-      if (p["threads"] != threads || p["batch_size"] != batch) continue;
+    for (const Record& r : records) {
+      const Point& p = r.point;
+      if (p.threads != threads || p.batch_size != batch || !r.latency || !r.size_bytes) continue;
       // Uncalibrated models sit far below the others and would flatten the plot.
-      if (accuracy && p.value("samples", int64_t{-1}) == 0) continue;
-      const std::string name = model_prefix(several, r) + p["variant"].get<std::string>();
+      if (accuracy && (p.samples == 0 || !r.accuracy)) continue;
+      const std::string name = model_prefix(several, r) + p.variant;
       if (!series.count(name)) order.push_back(name);
       Series& s = series[name];
       s.title = name;
-      s.x.push_back(r["latency"]["median_ms"].get<double>());
-      s.y.push_back(accuracy ? r["accuracy"]["top1"]["mean"].get<double>()
-                             : r["size_bytes"].get<double>() / 1e6);
-      if (accuracy) s.point_size.push_back(r["size_bytes"].get<double>());
+      s.x.push_back(r.latency->median_ms);
+      s.y.push_back(accuracy ? r.accuracy->top1.mean : static_cast<double>(*r.size_bytes) / 1e6);
+      if (accuracy) s.point_size.push_back(static_cast<double>(*r.size_bytes));
     }
     // Point area proportional to model size, the largest model drawn at pointsize 3.
     double largest = 0.0;
@@ -227,26 +206,24 @@ std::vector<std::pair<std::string, PlotSpec>> run_plots(const std::vector<nlohma
     spec.x_label = "layer, in graph order";
     spec.y_label = "SQNR (dB)";
     std::set<std::string> seen;
-    for (const auto& r : records) {
-      const nlohmann::json& p = point_of(r);
-      const nlohmann::json trust = r.value("trust", nlohmann::json());
+    for (const Record& r : records) {
+      const Point& p = r.point;
       const std::string name = model_prefix(several, r) + family(r);
-      if (!trust.is_object() || !trust.contains("sqnr_db") || p["threads"] != threads ||
-          p["batch_size"] != batch || p.value("samples", int64_t{-1}) != largest_samples[name] ||
-          !seen.insert(name).second) {
+      if (!r.trust || r.trust->sqnr_db.empty() || p.threads != threads || p.batch_size != batch ||
+          p.samples != largest_samples[name] || !seen.insert(name).second) {
         continue;
       }
       std::vector<std::string> layers;
-      for (const auto& layer : trust["sqnr_db"]) layers.push_back(layer["node"].get<std::string>());
+      for (const LayerSqnrRecord& layer : r.trust->sqnr_db) layers.push_back(layer.node);
       if (spec.x_tics.empty()) spec.x_tics = layers;
       if (layers != spec.x_tics) continue;
       Series s;
       s.title = name;
       for (size_t i = 0; i < layers.size(); ++i) {
-        const nlohmann::json& db = trust["sqnr_db"][i]["db"];
-        if (!db.is_number()) continue;  // "inf": the layer is exact
+        const double db = r.trust->sqnr_db[i].db;
+        if (!std::isfinite(db)) continue;  // the layer is exact
         s.x.push_back(static_cast<double>(i));
-        s.y.push_back(db.get<double>());
+        s.y.push_back(db);
       }
       spec.series.push_back(s);
     }
@@ -255,33 +232,32 @@ std::vector<std::pair<std::string, PlotSpec>> run_plots(const std::vector<nlohma
   return plots;
 }
 
-nlohmann::json history_entry(const std::string& run, const std::vector<nlohmann::json>& all) {
-  const std::vector<nlohmann::json> records = latest_measured(all);
+nlohmann::json history_entry(const std::string& run, const std::vector<Record>& all) {
+  const std::vector<Record> records = latest_measured(all);
   const bool several = several_models(records);
   nlohmann::json points = nlohmann::json::object();
   std::string date;
-  for (const auto& r : records) {
-    const nlohmann::json env = r.at("provenance").at("environment");
-    date = std::max(date, env.value("date_utc", std::string()));
-    points[r.at("config_hash").get<std::string>()] = {
-        {"label", model_prefix(several, r) + r.at("label").get<std::string>() + ", " +
-                      std::to_string(point_of(r)["threads"].get<int64_t>()) + "t, batch " +
-                      std::to_string(point_of(r)["batch_size"].get<int64_t>())},
-        {"latency_ms", r["latency"]["median_ms"]},
-        {"top1_percent", has_accuracy(r) ? r["accuracy"]["top1"]["mean"] : nlohmann::json()},
-        {"size_bytes", r["size_bytes"]}};
+  for (const Record& r : records) {
+    date = std::max(date, r.provenance.environment.machine.date_utc);
+    nlohmann::json point = {{"label", model_prefix(several, r) + r.label + ", " +
+                                          std::to_string(r.point.threads) + "t, batch " +
+                                          std::to_string(r.point.batch_size)}};
+    for (const Metric& m : metrics()) {
+      const std::optional<double> value = m.value(r);
+      point[m.key] = value ? nlohmann::json(*value) : nlohmann::json();
+    }
+    points[r.config_hash] = point;
   }
-  nlohmann::json env = records.empty() ? nlohmann::json::object()
-                                       : records.front().at("provenance").at("environment");
+  const Environment env = records.empty() ? Environment() : records.front().provenance.environment.machine;
   return {{"run", run},
           {"date_utc", date},
-          {"git_revision", env.value("git_revision", "")},
-          {"libtorch_version", env.value("libtorch_version", "")},
+          {"git_revision", env.git_revision},
+          {"libtorch_version", env.libtorch_version},
           {"points", points}};
 }
 
 void append_history(const std::string& path, const std::string& run,
-                    const std::vector<nlohmann::json>& records) {
+                    const std::vector<Record>& records) {
   std::vector<nlohmann::json> history = read_records(path);
   history.erase(std::remove_if(history.begin(), history.end(),
                                [&](const nlohmann::json& e) { return e.value("run", "") == run; }),
@@ -297,105 +273,107 @@ std::vector<std::pair<std::string, PlotSpec>> history_plots(
     const std::vector<nlohmann::json>& history) {
   std::vector<std::pair<std::string, PlotSpec>> plots;
   if (history.empty()) return plots;
-  const std::vector<std::pair<std::string, std::string>> metrics = {
-      {"latency_ms", "median latency (ms)"}, {"top1_percent", "top-1 (%)"},
-      {"size_bytes", "size (bytes)"}};
-  for (const auto& [metric, label] : metrics) {
+  for (const Metric& m : metrics()) {
     PlotSpec spec;
-    spec.title = label + " per run";
+    spec.title = m.header + " per run";
     spec.x_label = "run";
-    spec.y_label = label;
+    spec.y_label = m.header;
     std::map<std::string, Series> series;
     std::vector<std::string> order;
     for (size_t i = 0; i < history.size(); ++i) {
       spec.x_tics.push_back(history[i].value("run", std::to_string(i)));
       for (const auto& [hash, point] : history[i].at("points").items()) {
-        if (point.at(metric).is_null()) continue;
+        // Entries written before a metric existed lack it.
+        if (point.value(m.key, nlohmann::json()).is_null()) continue;
         if (!series.count(hash)) order.push_back(hash);
         Series& s = series[hash];
         s.title = point.at("label").get<std::string>();
         s.x.push_back(static_cast<double>(i));
-        s.y.push_back(point.at(metric).get<double>());
+        s.y.push_back(point.at(m.key).get<double>() * m.display_scale);
       }
     }
     if (order.empty()) continue;
     for (const std::string& hash : order) spec.series.push_back(series[hash]);
-    plots.emplace_back("history_" + metric, spec);
+    plots.emplace_back("history_" + m.key, spec);
   }
   return plots;
 }
 
-std::string headline(const std::vector<nlohmann::json>& records) {
+std::string headline(const std::vector<Record>& records) {
   const std::vector<TableRow> rows = table_rows(publishable(records));
   const TableRow* best = nullptr;
+  auto top1 = [](const TableRow& row) { return metric("top1_percent").value(row.record); };
   for (const TableRow& row : rows) {
-    if (!row.speedup || (row.point_variant != "eager" && row.point_variant != "graph")) continue;
-    const bool better = !best || (row.top1 && best->top1 && row.top1->mean != best->top1->mean
-                                      ? row.top1->mean > best->top1->mean
+    if (!row.speedup || !row.record.point.int8()) continue;
+    const bool better = !best || (top1(row) && top1(*best) && *top1(row) != *top1(*best)
+                                      ? *top1(row) > *top1(*best)
                                       : *row.speedup > *best->speedup);
     if (better) best = &row;
   }
   if (!best) return "";
-  const TableRow* fp32 = nullptr;
+  const Record& int8 = best->record;
+  const Record* fp32 = nullptr;
   for (const TableRow& row : rows) {
-    if (row.model == best->model && row.threads == best->threads &&
-        row.batch_size == best->batch_size && row.isa == best->isa &&
-        row.point_variant == "fp32") {
-      fp32 = &row;
+    const Point& p = row.record.point;
+    if (p.model == int8.point.model && p.threads == int8.point.threads &&
+        p.batch_size == int8.point.batch_size && p.isa == int8.point.isa && p.variant == "fp32") {
+      fp32 = &row.record;
     }
   }
-  std::string text = "Best int8 point: " + best->model + " " + best->variant + " (" +
-                     std::to_string(best->threads) + " thread(s), batch " +
-                     std::to_string(best->batch_size) + "): ";
-  if (best->top1 && fp32 && fp32->top1) {
-    text += "top-1 " + format_number("%.2f", best->top1->mean) + "% against fp32's " +
-            format_number("%.2f", fp32->top1->mean) + "% (" +
-            format_number("%+.2f", best->top1->mean - fp32->top1->mean) + " points), ";
+  std::string text = "Best int8 point: " + int8.point.model + " " + int8.label + " (" +
+                     std::to_string(int8.point.threads) + " thread(s), batch " +
+                     std::to_string(int8.point.batch_size) + "): ";
+  if (int8.accuracy && fp32 && fp32->accuracy) {
+    const double ours = int8.accuracy->top1.mean;
+    const double theirs = fp32->accuracy->top1.mean;
+    text += "top-1 " + format_number("%.2f", ours) + "% against fp32's " + format_number("%.2f", theirs) +
+            "% (" + format_number("%+.2f", ours - theirs) + " points), ";
   }
   text += format_number("%.2f", *best->speedup) + "x faster";
-  if (fp32 && best->size_mb > 0) text += ", " + format_number("%.2f", fp32->size_mb / best->size_mb) + "x smaller";
-  return text + " than fp32" + (best->noisy || (fp32 && fp32->noisy) ? " (latency noisy)" : "") + ".";
+  if (fp32 && int8.size_bytes && fp32->size_bytes && *int8.size_bytes > 0) {
+    text += ", " + format_number("%.2f", static_cast<double>(*fp32->size_bytes) / *int8.size_bytes) +
+            "x smaller";
+  }
+  const bool noisy = int8.latency->noisy || (fp32 && fp32->latency && fp32->latency->noisy);
+  return text + " than fp32" + (noisy ? " (latency noisy)" : "") + ".";
 }
 
-std::vector<std::pair<std::string, std::string>> provenance_summary(
-    const std::vector<nlohmann::json>& all) {
-  const std::vector<nlohmann::json> records = latest_measured(all);
+std::vector<std::pair<std::string, std::string>> provenance_summary(const std::vector<Record>& all) {
+  const std::vector<Record> records = latest_measured(all);
   if (records.empty()) return {};
-  const nlohmann::json& first = records.front();
-  const nlohmann::json& p = first.at("provenance");
-  const nlohmann::json& env = p.at("environment");
-  std::string first_date = env.value("date_utc", "");
+  const Record& first = records.front();
+  const Provenance& p = first.provenance;
+  const Environment& env = p.environment.machine;
+  std::string first_date = env.date_utc;
   std::string last_date = first_date;
-  for (const auto& r : records) {
-    const std::string d = r.at("provenance").at("environment").value("date_utc", "");
+  for (const Record& r : records) {
+    const std::string& d = r.provenance.environment.machine.date_utc;
     first_date = std::min(first_date, d);
     last_date = std::max(last_date, d);
   }
-  std::string revision = env.value("git_revision", "unknown");
-  if (env.value("git_dirty", false)) revision += " (with uncommitted changes)";
+  std::string revision = env.git_revision.empty() ? "unknown" : env.git_revision;
+  if (env.git_dirty) revision += " (with uncommitted changes)";
   std::vector<std::pair<std::string, std::string>> out = {
-      {"experiment", first.value("experiment", "") + " (" +
-                         fs::path(p.value("experiment_file", "")).filename().string() +
-                         ", sha256 " + p.value("experiment_sha256", "").substr(0, 12) + ")"},
-      {"data", p.value("data", "") + " (fingerprint " + p.value("data_fingerprint", "") + ")"},
+      {"experiment", first.experiment + " (" + fs::path(p.experiment_file).filename().string() +
+                         ", sha256 " + p.experiment_sha256.substr(0, 12) + ")"},
+      {"data", p.data + " (fingerprint " + p.data_fingerprint + ")"},
       {"git revision", revision},
-      {"LibTorch / OpenCV", env.value("libtorch_version", "") + " / " +
-                                env.value("opencv_version", "")},
-      {"CPU", env.value("cpu_model", "") + ", " + std::to_string(env.value("cores", 0)) +
-                  " cores"},
+      {"LibTorch / OpenCV", env.libtorch_version + " / " + env.opencv_version},
+      {"CPU", env.cpu_model + ", " + std::to_string(env.cores) + " cores"},
       {"measured", first_date + " to " + last_date},
   };
-  if (!p.value("checkpoint_sha256", "").empty()) {
+  if (!p.checkpoint_sha256.empty()) {
     // The weights' file: a checkpoint, or the TorchScript file that holds the whole model.
-    const std::string source = p.contains("torchscript") ? "torchscript" : "checkpoint";
+    const bool torchscript = !p.torchscript.empty();
     out.insert(out.begin() + 1,
-               {source, fs::path(p.value(source, "")).filename().string() + " (sha256 " +
-                            p.value("checkpoint_sha256", "").substr(0, 12) + ")"});
+               {torchscript ? "torchscript" : "checkpoint",
+                fs::path(torchscript ? p.torchscript : p.checkpoint).filename().string() + " (sha256 " +
+                    p.checkpoint_sha256.substr(0, 12) + ")"});
   }
   return out;
 }
 
-std::string html_report(const std::string& title, const std::vector<nlohmann::json>& records,
+std::string html_report(const std::string& title, const std::vector<Record>& records,
                         const std::vector<std::string>& plot_files) {
   std::ostringstream html;
   html << "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>"
@@ -415,9 +393,9 @@ std::string html_report(const std::string& title, const std::vector<nlohmann::js
   for (const auto& [key, value] : provenance_summary(records)) {
     html << "<dt>" << html_escape(key) << "</dt><dd>" << html_escape(value) << "</dd>\n";
   }
-  html << "</dl>\n<table>\n<tr><th>model</th><th>variant</th><th>threads</th><th>batch</th>"
-          "<th>size MB</th><th>top-1 %</th><th>top-5 %</th><th>latency ms</th><th>speedup</th>"
-          "</tr>\n";
+  html << "</dl>\n<table>\n<tr><th>model</th><th>variant</th><th>threads</th><th>batch</th>";
+  for (const Metric& m : metrics()) html << "<th>" << html_escape(m.header) << "</th>";
+  html << "<th>speedup</th></tr>\n";
   // The Markdown table's cells, so both renderings agree.
   std::istringstream markdown(markdown_table(table_rows(records)));
   std::string line;
@@ -445,7 +423,7 @@ std::string html_report(const std::string& title, const std::vector<nlohmann::js
 }
 
 std::vector<std::string> write_report(const std::string& out_dir, const std::string& title,
-                                      const std::vector<nlohmann::json>& records,
+                                      const std::vector<Record>& records,
                                       const std::vector<nlohmann::json>& history) {
   fs::create_directories(out_dir + "/plots");
   write_run_tables(out_dir, records);
@@ -466,7 +444,7 @@ std::vector<std::string> write_report(const std::string& out_dir, const std::str
 }
 
 std::string published_markdown(
-    const std::vector<std::pair<std::string, std::vector<nlohmann::json>>>& runs) {
+    const std::vector<std::pair<std::string, std::vector<Record>>>& runs) {
   std::string out =
       "# Published results\n\n"
       "Tables and plots of the sweeps below as measured on this project's reference machine.\n"
@@ -480,7 +458,7 @@ std::string published_markdown(
       "listed as broken instead of shown; accuracy intervals are 95% over calibration seeds.\n";
   for (const auto& [name, records] : runs) {
     out += "\n## " + name + "\n\n";
-    const std::string notes = records.empty() ? "" : records.back().value("notes", "");
+    const std::string notes = records.empty() ? "" : records.back().notes;
     if (!notes.empty()) out += notes + "\n\n";
     const std::string best = headline(records);
     if (!best.empty()) out += "**" + best + "**\n\n";
@@ -489,11 +467,10 @@ std::string published_markdown(
     }
     out += "\n" + markdown_table(table_rows(publishable(records))) + "\n";
     std::string left_out;
-    for (const TableRow& row : table_rows(records)) {
-      if (!row.broken) continue;
-      left_out += "- " + row.model + " " + row.variant + ", " + std::to_string(row.threads) +
-                  " thread(s), batch " + std::to_string(row.batch_size) + ": output SQNR " +
-                  format_number("%.1f", *row.output_sqnr_db) + " dB against fp32\n";
+    for (const Record& record : latest_measured(records)) {
+      if (!record.broken()) continue;
+      left_out += "- " + record.describe() + ": output SQNR " +
+                  format_number("%.1f", *record.trust->output_sqnr_db) + " dB against fp32\n";
     }
     if (!left_out.empty()) {
       out += "Left out as broken (int8 output too far from fp32's, trust.broken_below_db):\n\n" +
@@ -508,7 +485,7 @@ std::string published_markdown(
 
 std::vector<std::string> write_published(
     const std::string& dir,
-    const std::vector<std::pair<std::string, std::vector<nlohmann::json>>>& runs) {
+    const std::vector<std::pair<std::string, std::vector<Record>>>& runs) {
   fs::create_directories(dir + "/plots");
   std::vector<std::string> written;
   for (const auto& [name, records] : runs) {

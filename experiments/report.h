@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "experiments/plot.h"
+#include "experiments/record.h"
 
 namespace qb {
 
@@ -18,45 +19,45 @@ namespace qb {
 /// size-latency-accuracy trade-off, per-layer SQNR of the int8 models; an experiment without
 /// accuracy gets latency, size and SQNR plots only. Broken int8 points are left out of all but
 /// the accuracy plot.
-std::vector<std::pair<std::string, PlotSpec>> run_plots(const std::vector<nlohmann::json>& records);
+std::vector<std::pair<std::string, PlotSpec>> run_plots(const std::vector<Record>& records);
 
 /// What a reader wants first: the best int8 point against the fp32 model at the same threads,
 /// batch and ISA (the most accurate one, the fastest without accuracy; never a broken one),
 /// with its accuracy change, speedup and size ratio; "" when there is no such pair.
-std::string headline(const std::vector<nlohmann::json>& records);
+std::string headline(const std::vector<Record>& records);
 
 /// One line per run in a history file: the run's name and date, its provenance, and per point
-/// (config_hash) its label, median latency, top-1 and size.
-nlohmann::json history_entry(const std::string& run, const std::vector<nlohmann::json>& records);
+/// (config_hash) its label and every metric it has (experiments/metrics.h).
+nlohmann::json history_entry(const std::string& run, const std::vector<Record>& records);
 /// Appends history_entry(run, records) to `path`, replacing an earlier entry of the same run.
 void append_history(const std::string& path, const std::string& run,
-                    const std::vector<nlohmann::json>& records);
-/// Each tracked metric (latency, top-1, size) of every point over the history's runs.
+                    const std::vector<Record>& records);
+/// Each metric of every point over the history's runs.
 std::vector<std::pair<std::string, PlotSpec>> history_plots(
     const std::vector<nlohmann::json>& history);
 
 /// Provenance shared by a run's records, as "key: value" lines for tables' captions.
 std::vector<std::pair<std::string, std::string>> provenance_summary(
-    const std::vector<nlohmann::json>& records);
+    const std::vector<Record>& records);
 
 /// A static HTML page: title, provenance, the table, and the plots (as <img> of the SVG files,
 /// relative to the page).
-std::string html_report(const std::string& title, const std::vector<nlohmann::json>& records,
+std::string html_report(const std::string& title, const std::vector<Record>& records,
                         const std::vector<std::string>& plot_files);
 
 /// Writes table.md, table.csv, benchmark.json, report.html and plots/<stem>.svg to `out_dir`
 /// (and history plots when `history` is not empty); returns the files written.
 std::vector<std::string> write_report(const std::string& out_dir, const std::string& title,
-                                      const std::vector<nlohmann::json>& records,
+                                      const std::vector<Record>& records,
                                       const std::vector<nlohmann::json>& history);
 
 /// results/README.md for the published runs (name, records): per run its provenance, table and
 /// plots under `plots_dir` (relative to the README), whose SVGs write_published also draws.
 std::string published_markdown(
-    const std::vector<std::pair<std::string, std::vector<nlohmann::json>>>& runs);
+    const std::vector<std::pair<std::string, std::vector<Record>>>& runs);
 /// Writes `dir`/README.md and `dir`/plots/<run>-<stem>.svg; returns the files written.
 std::vector<std::string> write_published(
     const std::string& dir,
-    const std::vector<std::pair<std::string, std::vector<nlohmann::json>>>& runs);
+    const std::vector<std::pair<std::string, std::vector<Record>>>& runs);
 
 }  // namespace qb

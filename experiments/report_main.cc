@@ -10,7 +10,7 @@
 
 #include "experiments/compare.h"
 #include "experiments/paths.h"
-#include "experiments/records.h"
+#include "experiments/record_log.h"
 #include "experiments/report.h"
 #include "experiments/table.h"
 
@@ -28,7 +28,7 @@ constexpr const char* kUsage =
     "  writes DIR/README.md and DIR/plots/ for the named runs\n";
 
 int publish(const std::string& dir, const std::vector<std::string>& named_runs) {
-  std::vector<std::pair<std::string, std::vector<nlohmann::json>>> runs;
+  std::vector<std::pair<std::string, std::vector<Record>>> runs;
   for (const std::string& named : named_runs) {
     const size_t equals = named.find('=');
     if (equals == std::string::npos || equals == 0) {
@@ -67,13 +67,13 @@ int report_main(int argc, char** argv) {
   if (!publish_dir.empty()) return publish(publish_dir, runs);
   if (!append.empty() && history.empty()) throw std::invalid_argument("--append needs --history");
 
-  std::vector<nlohmann::json> records;
+  std::vector<Record> records;
   for (const std::string& run : runs) {
-    std::vector<nlohmann::json> more = load_run_records(resolve_user_path(run));
+    std::vector<Record> more = load_run_records(resolve_user_path(run));
     records.insert(records.end(), more.begin(), more.end());
   }
   if (out.empty()) out = resolve_user_path(runs.front());
-  if (title.empty()) title = records.front().value("experiment", "quantbench") + " results";
+  if (title.empty()) title = (records.front().experiment.empty() ? "quantbench" : records.front().experiment) + " results";
   if (!append.empty()) append_history(history, append, records);
   const std::vector<nlohmann::json> past = history.empty() ? std::vector<nlohmann::json>()
                                                            : read_records(history);

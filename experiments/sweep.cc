@@ -8,27 +8,24 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <iostream>
-#include <limits>
 #include <map>
-#include <set>
 
-#include "data/batches.h"
 #include "data/hash.h"
-#include "data/subsets.h"
 #include "eval/accuracy.h"
 #include "eval/environment.h"
 #include "eval/isolated_latency.h"
 #include "eval/onednn_isa.h"
 #include "eval/model_size.h"
 #include "eval/progress.h"
-#include "experiments/calibration_subset.h"
 #include "experiments/latency_runner.h"
 #include "experiments/paths.h"
 #include "experiments/points.h"
-#include "experiments/records.h"
+#include "experiments/record_log.h"
+#include "experiments/run_tables.h"
 #include "experiments/stats.h"
+#include "experiments/sweep_data.h"
 #include "experiments/table.h"
+#include "experiments/trust_checks.h"
 #include "models/checkpoint.h"
 #include "models/torchscript_import.h"
 #include "models/zoo.h"
@@ -37,11 +34,9 @@
 #include "quant/eager.h"
 #include "quant/fp32_deploy.h"
 #include "quant/fuse.h"
-#include "quant/inspect.h"
 #include "quant/interpreter.h"
 #include "quant/layout.h"
 #include "quant/prepare.h"
-#include "quant/serialize.h"
 
 namespace qb {
 
@@ -59,25 +54,24 @@ std::string timed_form(const Point& point) {
   return "int8 on " + point.engine + ", channels-last";
 }
 
-nlohmann::json summary_json(const Summary& s) {
-  return {{"n", s.n}, {"mean", s.mean}, {"stddev", s.stddev}, {"ci95", {s.ci95_low, s.ci95_high}}};
-}
-
-/// Accuracy of one model on the evaluation set.
-nlohmann::json counts_json(const AccuracyCounts& counts) {
-  return {{"examples", counts.examples},
-          {"top1_percent", counts.top1_percent()},
-          {"top5_percent", counts.top5_percent()},
-          {"mean_loss", counts.mean_loss()}};
+AccuracyRecord accuracy_record(const AccuracyCounts& counts) {
+  AccuracyRecord a;
+  a.examples = counts.examples;
+  a.top1_percent = {counts.top1_percent()};
+  a.top5_percent = {counts.top5_percent()};
+  a.mean_loss = {counts.mean_loss()};
+  a.top1 = summarize(a.top1_percent);
+  a.top5 = summarize(a.top5_percent);
+  return a;
 }
 
 /// A converted model with what was measured on it once for all its timing points.
 struct Evaluated {
   GraphModule model;
-  nlohmann::json accuracy;  // null without accuracy
+  std::optional<AccuracyRecord> accuracy;
   int64_t size_bytes = 0;
-  nlohmann::json trust;     // int8 only
-  nlohmann::json calibration;
+  std::optional<TrustRecord> trust;  // int8 only
+  std::optional<CalibrationRecord> calibration;
 };
 
 class Runner {
@@ -105,24 +99,29 @@ class Runner {
     summary.run_dir = run_dir_;
     for (const Point& point : points) {
       std::string hash = config_hash(point_config(e_, point, checkpoint_sha256_));
-      if (!options_.force && log.contains(hash)) {
+      if (!options_.force && log.contains(hash, options_.part)) {
         ++summary.skipped;
       } else {
         todo.emplace_back(point, hash);
       }
     }
-    std::fprintf(stderr, "%s: %d points%s, %d already recorded in %s, %zu to measure\n",
-                 e_.name.c_str(), summary.points,
+    const std::string part = options_.part == RecordPart::kAll ? "" : " (" + part_name(options_.part) + " part)";
+    std::fprintf(stderr, "%s%s: %d points%s, %d already recorded in %s, %zu to measure\n",
+                 e_.name.c_str(), part.c_str(), summary.points,
                  options_.shard_n > 1 ? (" in shard " + std::to_string(options_.shard_k) + "/" +
                                          std::to_string(options_.shard_n))
                                             .c_str()
                                       : "",
                  summary.skipped, run_dir_.c_str(), todo.size());
     if (!todo.empty()) {
-      latency_.emplace(options_.latency_probe.empty() ? find_latency_probe("") : options_.latency_probe,
-                       run_dir_, e_.contention);
+      if (times()) {
+        latency_.emplace(options_.latency_probe.empty() ? find_latency_probe("") : options_.latency_probe,
+                         run_dir_, e_.contention);
+      }
       if (!e_.model.torchscript.empty()) import_model();
-      prepare_data(todo);
+      int64_t most_samples = 0;
+      for (const auto& [point, hash] : todo) most_samples = std::max(most_samples, point.samples);
+      data_.emplace(e_, evaluation_source_, calibration_source_, most_samples, evaluates_accuracy());
       save_experiment_copy();
     }
     std::vector<std::string> failures;
@@ -132,7 +131,8 @@ class Runner {
                                std::to_string(point.threads) + " thread(s), batch " +
                                std::to_string(point.batch_size);
       std::fprintf(stderr, "[%zu/%zu] %s\n", i + 1, todo.size(), name.c_str());
-      if (!point.isa.empty() && !cpu_has_isa(point.isa)) {
+      // The ISA caps the measuring process only: accuracy is computed here, at the CPU's best.
+      if (times() && !point.isa.empty() && !cpu_has_isa(point.isa)) {
         std::fprintf(stderr, "  skipped: this CPU lacks %s (see /proc/cpuinfo flags)\n", point.isa.c_str());
         ++summary.unsupported;
         continue;
@@ -146,12 +146,15 @@ class Runner {
         std::fprintf(stderr, "  FAILED: %s\n", e.what());
         failures.push_back(name + ": " + e.what());
         current_.reset();
-        log.append({{"failed_config_hash", hash},
-                    {"experiment", e_.name},
-                    {"label", point.label()},
-                    {"point", point.to_json()},
-                    {"error", e.what()},
-                    {"provenance", {{"environment", to_json(environment_)}}}});
+        Record failure;
+        failure.config_hash = hash;
+        failure.experiment = e_.name;
+        failure.label = point.label();
+        failure.point = point;
+        failure.part = options_.part;
+        failure.error = e.what();
+        failure.provenance.environment.machine = environment_;
+        log.append(failure);
       }
       write_run_tables(run_dir_, log.records());
     }
@@ -164,86 +167,10 @@ class Runner {
   }
 
  private:
-  // --- data -------------------------------------------------------------------------------
-
-  /// Chooses the evaluation examples and the calibration subsets, checks they do not overlap,
-  /// and decodes what will be used more than once; all before the first point is measured.
-  void prepare_data(const std::vector<std::pair<Point, std::string>>& todo) {
-    std::vector<int64_t> eval_indices;
-    const int64_t n = e_.evaluation.limit > 0
-                          ? std::min(e_.evaluation.limit, evaluation_source_.size())
-                          : evaluation_source_.size();
-    if (e_.evaluation.subset_seed) {
-      eval_indices = first_n(evaluation_source_.size(), n, *e_.evaluation.subset_seed);
-    } else {
-      for (int64_t i = 0; i < n; ++i) eval_indices.push_back(i);
-    }
-    evaluation_view_ = std::make_unique<Subset>(evaluation_source_, eval_indices);
-    if (e_.evaluation.accuracy && e_.evaluation.cache) {
-      Progress progress("decoding evaluation set", evaluation_view_->size());
-      cached_evaluation_ = std::make_unique<CachedDataset>(
-          *evaluation_view_, e_.evaluation.workers, [&](int64_t done) { progress.update(done); });
-      progress.finish();
-    }
-
-    int64_t most_samples = 0;
-    for (const auto& [point, hash] : todo) most_samples = std::max(most_samples, point.samples);
-    if (most_samples > calibration_source_.size()) {
-      throw std::invalid_argument("calibration.samples: " + std::to_string(most_samples) +
-                                  " samples asked for, but " + calibration_source_.describe() +
-                                  " has only " + std::to_string(calibration_source_.size()));
-    }
-    if (most_samples == 0) return;
-    const bool same_split = &calibration_source_ == &evaluation_source_;
-    for (uint64_t seed : e_.calibration.seeds) {
-      std::vector<int64_t> indices =
-          calibration_indices(e_.calibration.subset, calibration_source_, most_samples, seed);
-      int64_t overlap = count_overlap(indices, eval_indices, same_split);
-      if (overlap > 0 && !e_.calibration.allow_overlap) {
-        throw std::invalid_argument(
-            "calibration seed " + std::to_string(seed) + ": " + std::to_string(overlap) +
-            " calibration examples are also evaluation examples (" +
-            (same_split ? "same split" : "same content") +
-            "); calibrate on another split (calibration.split) or set "
-            "calibration.allow_overlap = true to accept it, which the records then show");
-      }
-      overlaps_[seed] = overlap;
-      Progress progress("decoding calibration set (seed " + std::to_string(seed) + ")",
-                        most_samples);
-      Subset subset(calibration_source_, indices);
-      calibration_sets_[seed] = std::make_unique<CachedDataset>(
-          subset, e_.evaluation.workers, [&](int64_t done) { progress.update(done); });
-      calibration_fingerprints_[seed] = hex64(subset.fingerprint());
-      progress.finish();
-    }
-  }
-
-  /// Calibration examples that are also evaluation examples: by index within one split, by
-  /// content across splits.
-  int64_t count_overlap(const std::vector<int64_t>& calibration,
-                        const std::vector<int64_t>& evaluation, bool same_split) {
-    if (same_split) {
-      std::set<int64_t> in_eval(evaluation.begin(), evaluation.end());
-      int64_t overlap = 0;
-      for (int64_t index : calibration) overlap += in_eval.count(index);
-      return overlap;
-    }
-    if (evaluation_hashes_.empty()) {
-      for (int64_t index : evaluation) {
-        evaluation_hashes_.insert(evaluation_source_.content_hash(index));
-      }
-    }
-    int64_t overlap = 0;
-    for (int64_t index : calibration) {
-      overlap += evaluation_hashes_.count(calibration_source_.content_hash(index));
-    }
-    return overlap;
-  }
-
-  const Dataset& evaluation_set() const {
-    return cached_evaluation_ ? static_cast<const Dataset&>(*cached_evaluation_)
-                              : *evaluation_view_;
-  }
+  /// Whether this run times points (the whole point or its latency part), and whether it
+  /// measures accuracy (the experiment asks for it, and this is not the latency part).
+  bool times() const { return options_.part != RecordPart::kAccuracy; }
+  bool evaluates_accuracy() const { return e_.evaluation.accuracy && options_.part != RecordPart::kLatency; }
 
   void save_experiment_copy() const {
     fs::create_directories(run_dir_);
@@ -285,24 +212,10 @@ class Runner {
     Interpreter interpreter(gm);
     AccuracyOptions options;
     options.batch_size = e_.evaluation.batch_size;
-    options.workers = cached_evaluation_ ? 1 : e_.evaluation.workers;
+    options.workers = data_->evaluation_cached() ? 1 : e_.evaluation.workers;
     options.progress_label = label + " accuracy";
     return evaluate_accuracy([&](const at::Tensor& images) { return interpreter.run(images); },
-                             evaluation_set(), options);
-  }
-
-  /// The calibration batches of `seed`: the first `samples` examples of its cached subset.
-  std::vector<at::Tensor> calibration_batches(uint64_t seed, int64_t samples) const {
-    const CachedDataset& set = *calibration_sets_.at(seed);
-    std::vector<at::Tensor> batches;
-    for (int64_t start = 0; start < samples; start += e_.calibration.batch_size) {
-      std::vector<int64_t> indices;
-      for (int64_t i = start; i < std::min(samples, start + e_.calibration.batch_size); ++i) {
-        indices.push_back(i);
-      }
-      batches.push_back(make_batch(set, indices).images);
-    }
-    return batches;
+                             data_->evaluation(), options);
   }
 
   /// Prepares, calibrates on seed's subset, and converts.
@@ -314,7 +227,7 @@ class Runner {
                             mapping)
             : prepare(fp32_model(point.model), mapping);
     if (point.samples > 0) {
-      std::vector<at::Tensor> batches = calibration_batches(seed, point.samples);
+      std::vector<at::Tensor> batches = data_->calibration_batches(seed, point.samples);
       size_t next = 0;
       Progress progress("calibrating (seed " + std::to_string(seed) + ")", point.samples);
       CalibrateOptions options;
@@ -346,56 +259,21 @@ class Runner {
     return fuse(fp32_model(point.model), point_mapping(e_, point));
   }
 
-  /// The trust checks of an int8 model: which nodes run int8, per-layer SQNR against the fused
-  /// float model on a few calibration batches, and a save/load round trip's accuracy.
-  nlohmann::json trust_checks(const Point& point, const GraphModule& int8, uint64_t seed,
-                              const nlohmann::json& accuracy) {
-    nlohmann::json trust = nlohmann::json::object();
-    std::vector<NodePrecision> nodes = node_precisions(int8);
-    PrecisionCounts counts = count_precisions(nodes);
-    nlohmann::json fp32_nodes = nlohmann::json::array();
-    for (const NodePrecision& node : nodes) {
-      if (node.precision == Precision::kFp32) fp32_nodes.push_back(node.name + " (" + node.kind + ")");
-    }
-    trust["int8_nodes"] = counts.int8;
-    trust["fp32_nodes"] = fp32_nodes;
-
-    if (e_.trust.sqnr_batches > 0 && point.samples > 0) {
-      std::vector<at::Tensor> batches = calibration_batches(seed, point.samples);
+  /// The trust checks of the accuracy part: precision counts, per-layer SQNR on a few
+  /// calibration batches, and a save/load round trip's accuracy.
+  TrustRecord trust_checks(const Point& point, const GraphModule& int8, uint64_t seed,
+                           const std::optional<AccuracyRecord>& accuracy) {
+    std::vector<at::Tensor> batches;
+    if (options_.part != RecordPart::kLatency && e_.trust.sqnr_batches > 0 && point.samples > 0) {
+      batches = data_->calibration_batches(seed, point.samples);
       batches.resize(std::min<size_t>(batches.size(), static_cast<size_t>(e_.trust.sqnr_batches)));
-      GraphModule reference = sqnr_reference(point);
-      // A list, not an object, to keep graph order (JSON objects come back sorted by key).
-      nlohmann::json layers = nlohmann::json::array();
-      double worst = std::numeric_limits<double>::infinity();
-      std::string worst_layer;
-      for (const LayerSqnr& layer : layer_sqnr(reference, int8, batches)) {
-        layers.push_back({{"node", layer.name},
-                          {"db", std::isfinite(layer.sqnr_db)
-                                     ? nlohmann::json(layer.sqnr_db)
-                                     : nlohmann::json(layer.sqnr_db > 0 ? "inf" : "-inf")}});
-        if (layer.sqnr_db < worst) {
-          worst = layer.sqnr_db;
-          worst_layer = layer.name;
-        }
-      }
-      trust["sqnr_db"] = layers;
-      trust["sqnr_batches"] = batches.size();
-      trust["worst_layer"] = worst_layer;
     }
-
-    if (e_.trust.round_trip && !accuracy.is_null()) {
-      const std::string path = run_dir_ + "/round_trip." + std::to_string(::getpid()) + ".qbm";
-      save_model(int8, path);
-      GraphModule reloaded = load_model(path);
-      fs::remove(path);
-      AccuracyCounts again = accuracy_of(reloaded, point.label() + " reloaded");
-      const double first = accuracy.at("top1_percent").at(0).get<double>();
-      trust["round_trip_top1_percent"] = again.top1_percent();
-      trust["round_trip_equal"] = again.top1_percent() == first;
-      if (again.top1_percent() != first) {
-        std::fprintf(stderr, "WARNING: %s: top-1 after save/load is %.4f%%, in memory %.4f%%\n",
-                     point.label().c_str(), again.top1_percent(), first);
-      }
+    TrustRecord trust = int8_trust_checks(int8, batches.empty() ? int8 : sqnr_reference(point), batches);
+    if (e_.trust.round_trip && accuracy) {
+      check_round_trip(trust, int8, run_dir_ + "/round_trip." + std::to_string(::getpid()) + ".qbm",
+                       accuracy->top1_percent.at(0), [&](const GraphModule& reloaded) {
+                         return accuracy_of(reloaded, point.label() + " reloaded").top1_percent();
+                       });
     }
     return trust;
   }
@@ -409,59 +287,47 @@ class Runner {
     if (!point.int8()) {
       result->model = point.variant == "fp32" ? to_fp32_deploy(fp32_model(point.model))
                                               : fp32_model(point.model);
-      if (e_.evaluation.accuracy) {
-        AccuracyCounts counts = accuracy_of(result->model, point.model + " " + point.variant);
-        result->accuracy = counts_json(counts);
-        for (const char* figure : {"top1", "top5"}) {
-          result->accuracy[figure] = summary_json(
-              summarize({result->accuracy[std::string(figure) + "_percent"].get<double>()}));
-        }
+      if (evaluates_accuracy()) {
+        result->accuracy = accuracy_record(accuracy_of(result->model, point.model + " " + point.variant));
       }
     } else {
       // Without calibration the seed changes nothing: one model stands for all seeds.
       std::vector<uint64_t> seeds = point.samples > 0 ? e_.calibration.seeds
                                                       : std::vector<uint64_t>{e_.calibration.seeds[0]};
-      std::vector<double> top1, top5, loss;
-      int64_t examples = 0;
+      AccuracyRecord accuracy;
+      accuracy.seeds = seeds;
       for (size_t i = 0; i < seeds.size(); ++i) {
+        // The latency part times the first seed's model only.
+        if (i > 0 && !evaluates_accuracy()) break;
         GraphModule int8 = quantize(point, seeds[i]);
-        if (e_.evaluation.accuracy) {
+        if (evaluates_accuracy()) {
           AccuracyCounts counts = accuracy_of(int8, point.label() + " seed " + std::to_string(seeds[i]));
-          top1.push_back(counts.top1_percent());
-          top5.push_back(counts.top5_percent());
-          loss.push_back(counts.mean_loss());
-          examples = counts.examples;
+          accuracy.top1_percent.push_back(counts.top1_percent());
+          accuracy.top5_percent.push_back(counts.top5_percent());
+          accuracy.mean_loss.push_back(counts.mean_loss());
+          accuracy.examples = counts.examples;
         }
         // The first seed's model is the one timed, sized and checked.
         if (i == 0) result->model = std::move(int8);
       }
-      if (e_.evaluation.accuracy) {
-        result->accuracy = {{"examples", examples},
-                            {"seeds", seeds},
-                            {"top1_percent", top1},
-                            {"top5_percent", top5},
-                            {"mean_loss", loss},
-                            {"top1", summary_json(summarize(top1))},
-                            {"top5", summary_json(summarize(top5))}};
+      if (evaluates_accuracy()) {
+        accuracy.top1 = summarize(accuracy.top1_percent);
+        accuracy.top5 = summarize(accuracy.top5_percent);
+        result->accuracy = accuracy;
       }
-      nlohmann::json fingerprints = nlohmann::json::object();
-      for (uint64_t seed : seeds) {
-        if (calibration_fingerprints_.count(seed)) {
-          fingerprints[std::to_string(seed)] = calibration_fingerprints_.at(seed);
-        }
+      CalibrationRecord calibration;
+      calibration.split = e_.calibration.split;
+      calibration.subset = e_.calibration.subset;
+      calibration.samples = point.samples;
+      calibration.seeds = seeds;
+      calibration.data = calibration_source_.describe();
+      if (point.samples > 0) {
+        for (uint64_t seed : seeds) calibration.subset_fingerprints[std::to_string(seed)] = data_->calibration_fingerprint(seed);
+        calibration.overlapping_examples = data_->overlap(seeds[0]);
       }
-      result->calibration = {{"split", e_.calibration.split},
-                             {"subset", e_.calibration.subset},
-                             {"samples", point.samples},
-                             {"seeds", seeds},
-                             {"data", calibration_source_.describe()},
-                             {"subset_fingerprints", fingerprints},
-                             {"allow_overlap", e_.calibration.allow_overlap},
-                             {"overlapping_examples",
-                              point.samples > 0 ? overlaps_.at(seeds[0]) : 0}};
-      result->trust = trust_checks(point, result->model, seeds[0], result->accuracy.is_null()
-                                                                       ? nlohmann::json()
-                                                                       : result->accuracy);
+      calibration.allow_overlap = e_.calibration.allow_overlap;
+      result->calibration = calibration;
+      result->trust = trust_checks(point, result->model, seeds[0], result->accuracy);
     }
     result->size_bytes = serialized_size_bytes(result->model);
     current_ = std::move(result);
@@ -469,33 +335,25 @@ class Runner {
     return *current_;
   }
 
-  /// A batch of `size` evaluation images (repeating them if the set is smaller).
-  at::Tensor latency_input(int64_t size) const {
-    const Dataset& data = evaluation_set();
-    std::vector<int64_t> indices;
-    for (int64_t i = 0; i < size; ++i) indices.push_back(i % data.size());
-    return make_batch(data, indices).images;
-  }
-
   /// The images an int8 point's output SQNR is computed on: evaluation images, or calibration
   /// images when the sweep measures no accuracy and the point was calibrated.
   at::Tensor sqnr_images(const Point& point) {
     constexpr int64_t kImages = 16;
     if (!e_.evaluation.accuracy && point.samples > 0) {
-      return at::cat(calibration_batches(e_.calibration.seeds[0], std::min(kImages, point.samples)));
+      return at::cat(data_->calibration_batches(e_.calibration.seeds[0], std::min(kImages, point.samples)));
     }
-    return latency_input(std::min(kImages, evaluation_set().size()));
+    return data_->evaluation_batch(std::min(kImages, data_->evaluation().size()));
   }
 
-  nlohmann::json measure(const Point& point, const std::string& hash) {
-    const auto start = std::chrono::steady_clock::now();
-    const Evaluated& model = evaluated(point);
+  /// Times the point in a fresh process; the int8 one's output SQNR goes into `trust`.
+  LatencyRecord time_point(const Point& point, const Evaluated& model, std::optional<TrustRecord>& trust,
+                           nlohmann::json& google_benchmark, std::string& onednn_isa) {
     ProbeRequest request;
     request.name = point.model + " " + point.label() + "/threads:" + std::to_string(point.threads) +
                    "/batch:" + std::to_string(point.batch_size);
     request.model = latency_->model_file(point.model_key(), model.model);
     request.input = latency_->input_file("batch" + std::to_string(point.batch_size),
-                                         [&] { return latency_input(point.batch_size); });
+                                         [&] { return data_->evaluation_batch(point.batch_size); });
     request.latency = e_.latency;
     request.latency.threads = static_cast<int>(point.threads);
     request.engine = point.int8() ? point.engine : "";
@@ -508,86 +366,94 @@ class Runner {
     }
     const TimedPoint timed = latency_->time_until_quiet(request);
     const LatencyResult& timing = timed.result.timing;
-
-    nlohmann::json trust = model.trust;
     if (timed.result.output_sqnr_db) {
-      const double db = *timed.result.output_sqnr_db;
-      trust["output_sqnr_db"] = std::isfinite(db) ? nlohmann::json(db) : nlohmann::json(db > 0 ? "inf" : "-inf");
-      trust["broken_below_db"] = e_.trust.broken_below_db;
-      trust["broken"] = db < e_.trust.broken_below_db;
+      if (!trust) trust.emplace();
+      trust->output_sqnr_db = *timed.result.output_sqnr_db;
+      trust->broken_below_db = e_.trust.broken_below_db;
+      trust->broken = *trust->output_sqnr_db < e_.trust.broken_below_db;
     }
-    const bool oversubscribed = point.threads > environment_.cores;
-    std::fprintf(stderr, "  size %.3f MB, latency %.3f ms (cv %.3f%s)", to_megabytes(model.size_bytes),
-                 timing.median_ms, timing.cv, timed.noisy ? ", NOISY" : "");
-    if (!model.accuracy.is_null()) {
-      std::fprintf(stderr, ", top-1 %.2f%%", model.accuracy["top1"]["mean"].get<double>());
+    google_benchmark = timing.google_benchmark;
+    onednn_isa = timed.result.onednn_isa;
+
+    LatencyRecord latency;
+    latency.threads = point.threads;
+    latency.batch_size = point.batch_size;
+    latency.median_ms = timing.median_ms;
+    latency.mean_ms = timing.mean_ms;
+    latency.stddev_ms = timing.stddev_ms;
+    latency.p90_ms = timing.p90_ms;
+    latency.cv = timing.cv;
+    latency.per_image_median_ms = timing.median_ms / static_cast<double>(point.batch_size);
+    latency.repetitions_ms = timing.repetitions_ms;
+    latency.form = timed_form(point);
+    latency.isolated = true;
+    latency.noisy = timed.noisy;
+    latency.oversubscribed = point.threads > environment_.cores;
+    latency.attempts = timed.attempts;
+    latency.recorded_attempt = timed.attempt;
+    latency.policy = e_.contention.policy;
+    return latency;
+  }
+
+  Record measure(const Point& point, const std::string& hash) {
+    const auto start = std::chrono::steady_clock::now();
+    const Evaluated& model = evaluated(point);
+    Record record;
+    record.config_hash = hash;
+    record.experiment = e_.name;
+    record.notes = e_.notes;
+    record.label = point.label();
+    record.point = point;
+    record.config = point_config(e_, point, checkpoint_sha256_);
+    record.part = options_.part;
+    if (options_.part != RecordPart::kLatency) {
+      record.accuracy = model.accuracy;
+      record.size_bytes = model.size_bytes;
+      record.calibration = model.calibration;
     }
-    if (timed.result.output_sqnr_db) std::fprintf(stderr, ", output SQNR %.2f dB", *timed.result.output_sqnr_db);
-    std::fprintf(stderr, ", oneDNN ISA %s\n", timed.result.onednn_isa.c_str());
-    if (trust.is_object() && trust.value("broken", false)) {
+    record.trust = model.trust;
+    std::string onednn_isa;
+    if (times()) record.latency = time_point(point, model, record.trust, record.google_benchmark, onednn_isa);
+
+    std::fprintf(stderr, "  size %.3f MB", to_megabytes(model.size_bytes));
+    if (record.latency) {
+      std::fprintf(stderr, ", latency %.3f ms (cv %.3f%s)", record.latency->median_ms, record.latency->cv,
+                   record.latency->noisy ? ", NOISY" : "");
+    }
+    if (record.accuracy) std::fprintf(stderr, ", top-1 %.2f%%", record.accuracy->top1.mean);
+    if (record.trust && record.trust->output_sqnr_db) {
+      std::fprintf(stderr, ", output SQNR %.2f dB", *record.trust->output_sqnr_db);
+    }
+    if (times()) std::fprintf(stderr, ", oneDNN ISA %s", onednn_isa.c_str());
+    std::fprintf(stderr, "\n");
+    if (record.broken()) {
       std::fprintf(stderr, "  BROKEN: output SQNR against fp32 below %g dB (trust.broken_below_db)\n",
                    e_.trust.broken_below_db);
     }
-    if (oversubscribed) {
+    if (record.latency && record.latency->oversubscribed) {
       std::fprintf(stderr, "  WARNING: %lld threads on %d cores: the threads share cores\n",
                    static_cast<long long>(point.threads), environment_.cores);
     }
 
-    const double elapsed =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    nlohmann::json environment = to_json(environment_);
-    environment["date_utc"] = utc_now();  // when this point was measured, not the sweep started
-    environment["intra_op_threads"] = point.threads;
-    environment["inter_op_threads"] = 1;  // the probe's setting
-    environment["quantized_engine"] = point.int8() ? point.engine : "";
-    environment["onednn_isa"] = timed.result.onednn_isa;
-    environment["onednn_max_cpu_isa"] = point.isa.empty() ? onednn_isa_cap_from_environment() : point.isa;
-    nlohmann::json record = {
-        {"config_hash", hash},
-        {"experiment", e_.name},
-        {"notes", e_.notes},
-        {"label", point.label()},
-        {"point", point.to_json()},
-        {"config", point_config(e_, point, checkpoint_sha256_)},
-        {"accuracy", model.accuracy},
-        {"size_bytes", model.size_bytes},
-        {"latency",
-         {{"threads", point.threads},
-          {"batch_size", point.batch_size},
-          {"median_ms", timing.median_ms},
-          {"mean_ms", timing.mean_ms},
-          {"stddev_ms", timing.stddev_ms},
-          {"p90_ms", timing.p90_ms},
-          {"cv", timing.cv},
-          {"per_image_median_ms", timing.median_ms / static_cast<double>(point.batch_size)},
-          {"repetitions_ms", timing.repetitions_ms},
-          {"form", timed_form(point)},
-          {"isolated", true},
-          {"noisy", timed.noisy},
-          {"oversubscribed", oversubscribed},
-          {"contention",
-           {{"attempts", timed.attempts},
-            {"recorded_attempt", timed.attempt},
-            {"min_cpu_per_thread", e_.contention.policy.min_cpu_per_thread},
-            {"max_involuntary_switches_per_thread_s", e_.contention.policy.max_involuntary_switches_per_thread_s},
-            {"max_steal_fraction", e_.contention.policy.max_steal_fraction}}}}},
-        {"google_benchmark", timing.google_benchmark},
-        {"calibration", model.calibration},
-        {"trust", trust},
-        {"provenance",
-         {{"experiment_file", e_.file},
-          {"experiment_sha256", e_.file_sha256},
-          {"experiment", e_.file_json},
-          {"checkpoint", e_.model.checkpoint},
-          {"checkpoint_sha256", checkpoint_sha256_},
-          {"data", evaluation_view_->describe()},
-          {"data_fingerprint", hex64(evaluation_source_.fingerprint())},
-          {"evaluation_subset_fingerprint", hex64(evaluation_view_->fingerprint())},
-          {"evaluation_cached", cached_evaluation_ != nullptr},
-          {"environment", environment},
-          {"elapsed_s", elapsed}}}};
-    // Where the model came from; its SHA-256 is checkpoint_sha256.
-    if (!e_.model.torchscript.empty()) record["provenance"]["torchscript"] = e_.model.torchscript;
+    Provenance& p = record.provenance;
+    p.experiment_file = e_.file;
+    p.experiment_sha256 = e_.file_sha256;
+    p.experiment = e_.file_json;
+    p.checkpoint = e_.model.checkpoint;
+    p.torchscript = e_.model.torchscript;
+    p.checkpoint_sha256 = checkpoint_sha256_;
+    p.data = data_->describe_evaluation();
+    p.data_fingerprint = hex64(data_->data_fingerprint());
+    p.evaluation_subset_fingerprint = hex64(data_->evaluation_fingerprint());
+    p.evaluation_cached = data_->evaluation_cached();
+    p.environment.machine = environment_;
+    p.environment.machine.date_utc = utc_now();  // when this point was measured
+    p.environment.machine.intra_op_threads = static_cast<int>(point.threads);
+    p.environment.inter_op_threads = 1;  // the probe's setting
+    p.environment.quantized_engine = point.int8() ? point.engine : "";
+    p.environment.onednn_isa = onednn_isa;
+    p.environment.onednn_max_cpu_isa = point.isa.empty() ? onednn_isa_cap_from_environment() : point.isa;
+    p.elapsed_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     return record;
   }
 
@@ -598,19 +464,13 @@ class Runner {
   std::string run_dir_;
   Environment environment_;
   std::string checkpoint_sha256_;
-
-  std::unique_ptr<Subset> evaluation_view_;
-  std::unique_ptr<CachedDataset> cached_evaluation_;
-  std::set<uint64_t> evaluation_hashes_;
-  std::map<uint64_t, std::unique_ptr<CachedDataset>> calibration_sets_;
-  std::map<uint64_t, std::string> calibration_fingerprints_;
-  std::map<uint64_t, int64_t> overlaps_;
+  std::optional<SweepData> data_;  // from the first point to measure on
 
   std::optional<StateDict> weights_;
   std::map<std::string, GraphModule> fp32_;
   std::unique_ptr<Evaluated> current_;
   std::string current_key_;
-  std::optional<LatencyRunner> latency_;  // from the first point to measure on
+  std::optional<LatencyRunner> latency_;  // from the first point to time on
 };
 
 }  // namespace
@@ -618,27 +478,6 @@ class Runner {
 SweepSummary run_sweep(const Experiment& experiment, const Dataset& evaluation,
                        const Dataset& calibration, const SweepOptions& options) {
   return Runner(experiment, evaluation, calibration, options).run();
-}
-
-void write_run_tables(const std::string& run_dir, const std::vector<nlohmann::json>& records) {
-  fs::create_directories(run_dir);
-  std::vector<TableRow> rows = table_rows(records);  // failures are listed by the runner
-  // Written beside and renamed over, so a reader never sees half a table.
-  auto write = [&](const std::string& name, const std::string& text) {
-    const std::string path = run_dir + "/" + name;
-    std::ofstream(path + ".tmp", std::ios::binary) << text;
-    fs::rename(path + ".tmp", path);
-  };
-  write("table.md", markdown_table(rows));
-  write("table.csv", csv_table(rows));
-  nlohmann::json benchmark = {{"context", nullptr}, {"benchmarks", nlohmann::json::array()}};
-  for (const nlohmann::json& record : records) {
-    const nlohmann::json& report = record.value("google_benchmark", nlohmann::json());
-    if (report.is_null()) continue;
-    if (benchmark["context"].is_null()) benchmark["context"] = report.at("context");
-    for (const nlohmann::json& run : report.at("benchmarks")) benchmark["benchmarks"].push_back(run);
-  }
-  write("benchmark.json", benchmark.dump(2));
 }
 
 }  // namespace qb

@@ -15,6 +15,7 @@
 
 #include "data/dataset.h"
 #include "experiments/experiment.h"
+#include "experiments/record.h"
 
 namespace qb {
 
@@ -26,6 +27,10 @@ struct SweepOptions {
   int shard_n = 1;
   /// The run directory's name under the experiment's output directory.
   std::string run = "default";
+  /// The part of each point to measure: all of it, its accuracy part (accuracy, size, trust
+  /// checks; any machine) or its latency part (timing and output SQNR; the reference
+  /// machine). Records of both parts join into one run (experiments/record.h).
+  RecordPart part = RecordPart::kAll;
   /// The latency_probe binary every latency measurement runs in; empty: find_latency_probe("")
   /// (from $QB_LATENCY_PROBE or the runfiles of a test or `bazel run`).
   std::string latency_probe;
@@ -34,10 +39,10 @@ struct SweepOptions {
 /// What a sweep did, for callers and tests.
 struct SweepSummary {
   int points = 0;    // in this shard
-  int skipped = 0;   // already recorded
+  int skipped = 0;   // already recorded (this part of them)
   int measured = 0;
   int failed = 0;    // recorded as failures, to be tried again by the next run
-  int unsupported = 0;  // not measured: this CPU lacks the point's ISA
+  int unsupported = 0;  // not timed: this CPU lacks the point's ISA
   std::string run_dir;
 };
 
@@ -46,9 +51,5 @@ struct SweepSummary {
 /// evaluation examples, too few calibration examples) throws before any point is measured.
 SweepSummary run_sweep(const Experiment& experiment, const Dataset& evaluation,
                        const Dataset& calibration, const SweepOptions& options);
-
-/// Rewrites table.md, table.csv and benchmark.json (Google Benchmark's format) in `run_dir` from
-/// `records`.
-void write_run_tables(const std::string& run_dir, const std::vector<nlohmann::json>& records);
 
 }  // namespace qb

@@ -1,4 +1,5 @@
 // bazel run //experiments:sweep -- EXPERIMENT.toml [--run NAME] [--force] [--shard K/N|auto[/N]]
+//                                  [--part all|accuracy|latency]
 // Measures every point of an experiment (experiments/experiment.h) that its run directory,
 // results/<name>/<run>/, does not hold yet, and writes the run's tables.
 
@@ -27,7 +28,10 @@ constexpr const char* kUsage =
     "  --force      measure recorded points again\n"
     "  --shard K/N  measure only shard K of N (merge shards with //experiments:report)\n"
     "  --shard auto[/N]  K/N from a Slurm array, a Kubernetes indexed Job (N given) or Bazel\n"
-    "               test sharding (experiments/shard_env.h)\n";
+    "               test sharding (experiments/shard_env.h)\n"
+    "  --part P     all (default), accuracy (accuracy, size, trust checks: shard it anywhere)\n"
+    "               or latency (timing and output SQNR: run it on the one reference machine);\n"
+    "               the parts' records join into one run (give //:report both run directories)\n";
 
 int sweep_main(int argc, char** argv) {
   std::string file;
@@ -36,10 +40,12 @@ int sweep_main(int argc, char** argv) {
     std::string arg = argv[i];
     if (arg == "--force") {
       options.force = true;
-    } else if ((arg == "--run" || arg == "--shard") && i + 1 < argc) {
+    } else if ((arg == "--run" || arg == "--shard" || arg == "--part") && i + 1 < argc) {
       std::string value = argv[++i];
       if (arg == "--run") {
         options.run = value;
+      } else if (arg == "--part") {
+        options.part = parse_part(value);
       } else {
         std::tie(options.shard_k, options.shard_n) =
             value.rfind("auto", 0) == 0 ? shard_from_environment(value) : parse_shard(value);

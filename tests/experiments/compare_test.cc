@@ -17,13 +17,18 @@ nlohmann::json record(const std::string& hash, const std::vector<double>& repeti
   std::sort(sorted.begin(), sorted.end());
   return {{"config_hash", hash},
           {"label", "graph " + hash},
-          {"point", {{"model", "m"}, {"threads", 1}, {"batch_size", 1}}},
+          {"point", {{"model", "m"}, {"variant", "fp32"}, {"threads", 1}, {"batch_size", 1}}},
           {"size_bytes", size},
           {"accuracy",
            {{"top1", {{"mean", top1}, {"n", 1}, {"ci95", {top1, top1}}}},
             {"top5", {{"mean", 99.0}, {"n", 1}, {"ci95", {99.0, 99.0}}}}}},
           {"latency", {{"median_ms", sorted[sorted.size() / 2]}, {"repetitions_ms", repetitions_ms}}},
           {"provenance", {{"environment", {{"cpu_model", cpu}, {"cores", 2}}}}}};
+}
+
+Comparison compare(const std::vector<nlohmann::json>& baseline, const std::vector<nlohmann::json>& current,
+                   const CompareOptions& options) {
+  return compare_records(parse_records(baseline), parse_records(current), options);
 }
 
 const std::vector<double> kBase = {1.00, 1.01, 0.99, 1.02, 0.98, 1.00, 1.01, 0.99, 1.00, 1.01};
@@ -41,7 +46,7 @@ const MetricChange& metric(const PointComparison& p, const std::string& name) {
 }
 
 TEST_CASE("a clear slowdown is a regression, a clear speedup an improvement") {
-  Comparison c = compare_records({record("a", kBase), record("b", kBase)},
+  Comparison c = compare({record("a", kBase), record("b", kBase)},
                                  {record("a", kSlower), record("b", kFaster)}, {});
   REQUIRE(c.points.size() == 2);
   const MetricChange& slower = metric(c.points[0], "latency_ms");
@@ -63,7 +68,7 @@ TEST_CASE("a clear slowdown is a regression, a clear speedup an improvement") {
 }
 
 TEST_CASE("noise and small changes are not regressions") {
-  Comparison noisy = compare_records({record("a", kNoisyBase)}, {record("a", kNoisyCurrent)}, {});
+  Comparison noisy = compare({record("a", kNoisyBase)}, {record("a", kNoisyCurrent)}, {});
   const MetricChange& m = metric(noisy.points[0], "latency_ms");
   CHECK(m.change == Approx(1.2 / 1.1 - 1));
   CHECK(m.p_value >= 0.05);
@@ -72,12 +77,12 @@ TEST_CASE("noise and small changes are not regressions") {
 
   std::vector<double> a_bit_slower;
   for (double t : kBase) a_bit_slower.push_back(t * 1.03);
-  Comparison small = compare_records({record("a", kBase)}, {record("a", a_bit_slower)}, {});
+  Comparison small = compare({record("a", kBase)}, {record("a", a_bit_slower)}, {});
   CHECK(metric(small.points[0], "latency_ms").verdict == "unchanged");
   // With a 2% threshold the same 3% slowdown counts.
   CompareOptions strict;
-  strict.min_latency_change = 0.02;
-  CHECK(metric(compare_records({record("a", kBase)}, {record("a", a_bit_slower)}, strict)
+  strict.tolerance["latency_ms"] = 0.02;
+  CHECK(metric(compare({record("a", kBase)}, {record("a", a_bit_slower)}, strict)
                    .points[0],
                "latency_ms")
             .verdict == "regression");
@@ -85,7 +90,7 @@ TEST_CASE("noise and small changes are not regressions") {
 }
 
 TEST_CASE("accuracy beyond the tolerance and any size change are flagged") {
-  Comparison c = compare_records(
+  Comparison c = compare(
       {record("a", kBase, 92.0), record("b", kBase, 92.0), record("c", kBase, 92.0, 1000)},
       {record("a", kBase, 91.85), record("b", kBase, 92.05), record("c", kBase, 92.0, 1001)}, {});
   CHECK(metric(c.points[0], "top1_percent").verdict == "regression");
@@ -96,7 +101,7 @@ TEST_CASE("accuracy beyond the tolerance and any size change are flagged") {
 }
 
 TEST_CASE("points on one side only are listed; different machines are warned about") {
-  Comparison c = compare_records({record("a", kBase), record("gone", kBase)},
+  Comparison c = compare({record("a", kBase), record("gone", kBase)},
                                  {record("a", kBase, 92.0, 1000, "Xeon"), record("new", kBase)}, {});
   CHECK(c.points.size() == 1);
   CHECK(c.only_in_baseline == std::vector<std::string>{"m graph gone, 1 thread(s), batch 1"});
@@ -114,7 +119,7 @@ TEST_CASE("points on one side only are listed; different machines are warned abo
 }
 
 TEST_CASE("another machine's run: latency is not judged, accuracy and size still are") {
-  Comparison c = compare_records({record("a", kBase, 92.0)},
+  Comparison c = compare({record("a", kBase, 92.0)},
                                  {record("a", kSlower, 91.0, 1000, "Xeon")}, {});
   CHECK(metric(c.points[0], "latency_ms").verdict == "not comparable");
   CHECK(metric(c.points[0], "top1_percent").verdict == "regression");
@@ -123,7 +128,7 @@ TEST_CASE("another machine's run: latency is not judged, accuracy and size still
   // Only the host name differs: the same kind of machine, latency judged.
   nlohmann::json other_host = record("a", kSlower);
   other_host["provenance"]["environment"]["hostname"] = "runner-2";
-  Comparison hosts = compare_records({record("a", kBase)}, {other_host}, {});
+  Comparison hosts = compare({record("a", kBase)}, {other_host}, {});
   CHECK(hosts.latency_comparable);
   CHECK(metric(hosts.points[0], "latency_ms").verdict == "regression");
 }
@@ -131,7 +136,7 @@ TEST_CASE("another machine's run: latency is not judged, accuracy and size still
 TEST_CASE("a latency measured under contention makes its change inconclusive") {
   nlohmann::json noisy = record("a", kSlower);
   noisy["latency"]["noisy"] = true;
-  Comparison c = compare_records({record("a", kBase), record("b", kBase)},
+  Comparison c = compare({record("a", kBase), record("b", kBase)},
                                  {noisy, record("b", kFaster)}, {});
   CHECK(metric(c.points[0], "latency_ms").verdict == "inconclusive");
   CHECK(metric(c.points[1], "latency_ms").verdict == "improvement");
@@ -142,13 +147,32 @@ TEST_CASE("a latency measured under contention makes its change inconclusive") {
   amx["provenance"]["environment"]["onednn_isa"] = "avx512_core_amx";
   nlohmann::json vnni = record("a", kBase);
   vnni["provenance"]["environment"]["onednn_isa"] = "avx512_core_vnni";
-  CHECK(metric(compare_records({vnni}, {amx}, {}).points[0], "latency_ms").verdict == "not comparable");
+  CHECK(metric(compare({vnni}, {amx}, {}).points[0], "latency_ms").verdict == "not comparable");
 }
 
-TEST_CASE("bad input names the side or the file") {
-  CHECK_THROWS_WITH(compare_records({nlohmann::json{{"label", "x"}}}, {}, {}),
-                    "baseline: a record lacks config_hash, point or latency");
+TEST_CASE("every metric of the table is judged: a drop of output SQNR is a regression") {
+  nlohmann::json base = record("a", kBase);
+  base["trust"] = {{"output_sqnr_db", 30.0}, {"broken", false}};
+  nlohmann::json worse = record("a", kBase);
+  worse["trust"] = {{"output_sqnr_db", 29.0}, {"broken", false}};
+  nlohmann::json same = record("a", kBase);
+  same["trust"] = {{"output_sqnr_db", 29.8}, {"broken", false}};
+  const Comparison c = compare({base}, {worse}, {});
+  CHECK(metric(c.points[0], "output_sqnr_db").verdict == "regression");
+  CHECK(metric(c.points[0], "output_sqnr_db").change == Approx(-1.0));
+  CHECK(metric(compare({base}, {same}, {}).points[0], "output_sqnr_db").verdict == "unchanged");
+  CompareOptions tolerant;
+  tolerant.tolerance["output_sqnr_db"] = 2.0;
+  CHECK(metric(compare({base}, {worse}, tolerant).points[0], "output_sqnr_db").verdict == "unchanged");
+  CHECK(verdict_json(c, tolerant)["options"]["tolerance"]["output_sqnr_db"] == 2.0);
+  CHECK(markdown_report(c, {}, "b", "c").find("latency_ms 5% (and Mann-Whitney U, alpha 0.05), output_sqnr_db 0.5.") != std::string::npos);
+}
+
+TEST_CASE("bad input names the file") {
   std::string dir = test::scratch_dir("compare_input").string();
+  test::write_file(dir + "/bad.jsonl", "{\"label\": \"x\"}\n");
+  CHECK_THROWS_WITH(load_run_records(dir + "/bad.jsonl"),
+                    Catch::StartsWith(dir + "/bad.jsonl:1: not a sweep record: config_hash: "));
   CHECK_THROWS_WITH(load_run_records(dir), dir + "/records.jsonl: no such records file");
   test::write_file(dir + "/records.jsonl", "");
   CHECK_THROWS_WITH(load_run_records(dir), dir + "/records.jsonl: holds no records");

@@ -5,7 +5,7 @@
 
 #include <filesystem>
 
-#include "experiments/records.h"
+#include "experiments/record_log.h"
 #include "tests/catch.h"
 #include "tests/test_util.h"
 
@@ -49,7 +49,7 @@ nlohmann::json record(const std::string& hash, const std::string& variant, int64
               {"cores", 2}}}}}};
 }
 
-std::vector<nlohmann::json> run() {
+std::vector<nlohmann::json> run_json() {
   std::vector<nlohmann::json> records = {
       record("f1", "fp32", -1, 1, 4.0, 92.0), record("f2", "fp32", -1, 2, 2.5, 92.0),
       record("g0", "graph", 0, 1, 0.5, 10.0), record("g1", "graph", 32, 1, 0.5, 91.5),
@@ -61,6 +61,8 @@ std::vector<nlohmann::json> run() {
                          {"broken", false}};
   return records;
 }
+
+std::vector<Record> run() { return parse_records(run_json()); }
 
 const PlotSpec& plot(const std::vector<std::pair<std::string, PlotSpec>>& plots,
                      const std::string& stem) {
@@ -109,14 +111,14 @@ TEST_CASE("a run's plots carry its points") {
 }
 
 TEST_CASE("the headline is the best int8 point against fp32; a broken point is left out") {
-  std::vector<nlohmann::json> records = run();
+  std::vector<Record> records = run();
   CHECK(headline(records) ==
         "Best int8 point: m graph minmax/per_channel calib=256 onednn (1 thread(s), batch 1): "
         "top-1 91.80% against fp32's 92.00% (-0.20 points), 10.00x faster, 4.00x smaller than "
         "fp32.");
   nlohmann::json broken = record("g4", "graph", 512, 1, 0.1, 95.0);
   broken["trust"] = {{"output_sqnr_db", 1.0}, {"broken", true}};
-  records.push_back(broken);
+  records.push_back(record_from_json(broken));
   CHECK(headline(records).find("calib=256") != std::string::npos);
   const auto plots = run_plots(records);
   const PlotSpec& tradeoff = plot(plots, "tradeoff");
@@ -127,7 +129,7 @@ TEST_CASE("the headline is the best int8 point against fp32; a broken point is l
             "Left out as broken (int8 output too far from fp32's, trust.broken_below_db):\n\n"
             "- m graph minmax/per_channel calib=512 onednn, 1 thread(s), batch 1: output SQNR "
             "1.0 dB against fp32\n") != std::string::npos);
-  CHECK(headline({record("f1", "fp32", -1, 1, 4.0, 92.0)}).empty());
+  CHECK(headline(parse_records({record("f1", "fp32", -1, 1, 4.0, 92.0)})).empty());
 }
 
 TEST_CASE("write_report writes the tables, the page and non-empty plots") {
@@ -149,15 +151,15 @@ TEST_CASE("write_report writes the tables, the page and non-empty plots") {
   CHECK(html.find("<tr><td>m</td><td>graph minmax/per_channel calib=256 onednn</td><td "
                   "class=\"n\">1</td><td class=\"n\">1</td><td class=\"n\">0.100</td><td "
                   "class=\"n\">91.80</td><td class=\"n\">99.00</td><td class=\"n\">0.400</td><td "
-                  "class=\"n\">10.00x</td></tr>") != std::string::npos);
+                  "class=\"n\">25.0</td><td class=\"n\">10.00x</td></tr>") != std::string::npos);
   CHECK(html.find("<img src=\"plots/tradeoff.svg\"") != std::string::npos);
 }
 
 TEST_CASE("a TorchScript model's provenance names its file, not a checkpoint") {
-  std::vector<nlohmann::json> records = run();
-  for (nlohmann::json& r : records) {
-    r["provenance"]["checkpoint"] = "";
-    r["provenance"]["torchscript"] = "/x/my_net.pt";
+  std::vector<Record> records = run();
+  for (Record& r : records) {
+    r.provenance.checkpoint = "";
+    r.provenance.torchscript = "/x/my_net.pt";
   }
   const auto summary = provenance_summary(records);
   REQUIRE(summary.size() > 1);
@@ -168,8 +170,8 @@ TEST_CASE("a TorchScript model's provenance names its file, not a checkpoint") {
 TEST_CASE("history entries are appended, replaced by run name, and plotted over time") {
   std::string path = (test::scratch_dir("report_history") / "history" / "tiny.jsonl").string();
   append_history(path, "2026-11-22", run());
-  std::vector<nlohmann::json> slower = run();
-  slower[0]["latency"]["median_ms"] = 5.0;
+  std::vector<Record> slower = run();
+  slower[0].latency->median_ms = 5.0;
   append_history(path, "2026-11-23", slower);
   append_history(path, "2026-11-23", slower);  // the same night again: replaces, not adds
   std::vector<nlohmann::json> history = read_records(path);
@@ -180,7 +182,7 @@ TEST_CASE("history entries are appended, replaced by run name, and plotted over 
   CHECK(history[1]["points"]["f1"]["label"] == "fp32, 1t, batch 1");
 
   auto plots = history_plots(history);
-  REQUIRE(plots.size() == 3);
+  REQUIRE(plots.size() == 5);  // every metric some point has
   const PlotSpec& latency = plot(plots, "history_latency_ms");
   CHECK(latency.x_tics == std::vector<std::string>{"2026-11-22", "2026-11-23"});
   REQUIRE(latency.series.size() == 6);
@@ -193,7 +195,7 @@ TEST_CASE("the published README shows each run's provenance, table and plots") {
         std::string::npos);
   CHECK(markdown.find("smaller than fp32.**\n\n- experiment: tiny (tiny.toml, sha256 0123456789ab)\n"
                       "- checkpoint: m.pt (sha256 fedcba987654)\n") != std::string::npos);
-  CHECK(markdown.find("| m | fp32 | 2 | 1 | 0.400 | 92.00 | 99.00 | 2.500 | 1.00x |") !=
+  CHECK(markdown.find("| m | fp32 | 2 | 1 | 0.400 | 92.00 | 99.00 | 2.500 | - | 1.00x |") !=
         std::string::npos);
   CHECK(markdown.find("](plots/tiny-tradeoff.svg)") != std::string::npos);
   std::string dir = test::scratch_dir("report_publish").string();
@@ -204,10 +206,10 @@ TEST_CASE("the published README shows each run's provenance, table and plots") {
 }
 
 TEST_CASE("results/README.md is what report renders from results/published/") {
-  std::vector<std::pair<std::string, std::vector<nlohmann::json>>> runs;
+  std::vector<std::pair<std::string, std::vector<Record>>> runs;
   for (const char* name : {"quickstart", "latency_resnet18"}) {
     std::string path = test::source_path(std::string("results/published/") + name + ".jsonl");
-    runs.emplace_back(name, read_records(path));
+    runs.emplace_back(name, read_typed_records(path));
     REQUIRE_FALSE(runs.back().second.empty());
   }
   CHECK(test::read_file(test::source_path("results/README.md")) == published_markdown(runs));

@@ -1,6 +1,6 @@
 // The sweep runner end to end on a small slice of Fashion-MNIST: records, resume after an
-// interruption, --force, shards, the calibration/evaluation overlap check, sequential
-// calibration and a model imported from a TorchScript file.
+// interruption, --force, shards, accuracy and latency parts, the calibration/evaluation overlap
+// check, sequential calibration and a model imported from a TorchScript file.
 
 #include "experiments/sweep.h"
 
@@ -14,7 +14,7 @@
 #include "data/subsets.h"
 #include "eval/onednn_isa.h"
 #include "experiments/datasets.h"
-#include "experiments/records.h"
+#include "experiments/record_log.h"
 #include "experiments/table.h"
 #include "tests/catch.h"
 #include "tests/test_util.h"
@@ -160,6 +160,60 @@ TEST_CASE("a sweep records every point once, and a rerun resumes where it stoppe
   CHECK(run(forced, force).measured == 3);
 }
 
+TEST_CASE("a sweep split into its accuracy and latency parts joins into the whole sweep's table") {
+  std::string dir = test::scratch_dir("sweep_parts").string();
+  Loaded l = load(dir);
+  SweepOptions whole;
+  whole.run = "whole";
+  run(l, whole);
+  SweepOptions accuracy;
+  accuracy.run = "split";
+  accuracy.part = RecordPart::kAccuracy;
+  CHECK(run(l, accuracy).measured == 3);
+  SweepOptions latency = accuracy;
+  latency.part = RecordPart::kLatency;
+  CHECK(run(l, latency).measured == 3);
+  // Each part is done once; the whole point is then done too.
+  CHECK(run(l, accuracy).skipped == 3);
+  CHECK(run(l, latency).skipped == 3);
+  SweepOptions split_whole = accuracy;
+  split_whole.part = RecordPart::kAll;
+  CHECK(run(l, split_whole).skipped == 3);
+
+  const std::vector<nlohmann::json> lines = read_records(dir + "/results/split/records.jsonl");
+  REQUIRE(lines.size() == 6);
+  CHECK(lines[0]["part"] == "accuracy");
+  CHECK_FALSE(lines[0].contains("latency"));
+  CHECK(lines[0]["accuracy"]["examples"] == 200);
+  CHECK(lines[5]["part"] == "latency");
+  CHECK(lines[5]["accuracy"].is_null());
+  CHECK(lines[5]["trust"]["output_sqnr_db"].get<double>() > 15.0);
+
+  const std::vector<TableRow> joined = table_rows(read_typed_records(dir + "/results/split/records.jsonl"));
+  const std::vector<TableRow> reference = table_rows(read_typed_records(dir + "/results/whole/records.jsonl"));
+  REQUIRE(joined.size() == 3);
+  REQUIRE(reference.size() == 3);
+  for (size_t i = 0; i < joined.size(); ++i) {
+    const Record& j = joined[i].record;
+    const Record& r = reference[i].record;
+    INFO(j.label);
+    CHECK(j.part == RecordPart::kAll);
+    CHECK(j.config_hash == r.config_hash);
+    REQUIRE(j.accuracy);
+    CHECK(j.accuracy->top1.mean == r.accuracy->top1.mean);
+    CHECK(j.size_bytes == r.size_bytes);
+    REQUIRE(j.latency);
+    CHECK(j.latency->repetitions_ms.size() == 2);
+    CHECK(joined[i].speedup.has_value() == reference[i].speedup.has_value());
+    if (r.trust && r.trust->output_sqnr_db) {
+      // Same model, same images, same kernels: the same output.
+      CHECK(*j.trust->output_sqnr_db == *r.trust->output_sqnr_db);
+      CHECK(j.trust->sqnr_db.size() == r.trust->sqnr_db.size());
+      CHECK(j.trust->round_trip_equal == r.trust->round_trip_equal);
+    }
+  }
+}
+
 TEST_CASE("the ISA is a dimension: each probe is capped, an ISA the CPU lacks is skipped; "
           "fp32 is timed in its deployment form, as built on request") {
   if (!cpu_has_isa("avx2")) {
@@ -220,7 +274,7 @@ dir = ")" + dir + "/results\"\n");
   CHECK(records[2]["label"] == "graph histogram/per_channel calib=32 onednn avx2");
   // No accuracy: the output SQNR is computed on calibration images.
   CHECK(records[2]["trust"]["output_sqnr_db"].get<double>() > 15);
-  std::vector<TableRow> rows = table_rows(records);
+  std::vector<TableRow> rows = table_rows(parse_records(records));
   CHECK(rows[2].speedup);  // against the fp32 row of the same ISA
 }
 
@@ -299,7 +353,7 @@ TEST_CASE("a failing point is recorded with its error, the others go on, a rerun
   REQUIRE(records.size() == 3);
   CHECK(records[0]["error"] == "image 150: corrupt");
   CHECK(records[0]["label"] == "fp32");
-  CHECK(measured_only(records).empty());
+  CHECK(latest_measured(records).empty());
   // Failures do not count as done: the next run (with the data fixed) measures them.
   SweepSummary second = run_sweep(l.experiment, *l.evaluation, *l.calibration, {});
   CHECK(second.skipped == 0);

@@ -1,4 +1,4 @@
-#include "experiments/records.h"
+#include "experiments/record_log.h"
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -52,34 +52,26 @@ std::vector<nlohmann::json> parse_lines(const std::string& path, const std::stri
 
 }  // namespace
 
-std::vector<nlohmann::json> measured_only(const std::vector<nlohmann::json>& records) {
-  std::vector<nlohmann::json> out;
-  for (const nlohmann::json& record : records) {
-    if (!is_failure(record)) out.push_back(record);
-  }
-  return out;
-}
-
-std::vector<nlohmann::json> latest_measured(const std::vector<nlohmann::json>& records) {
-  std::map<std::string, size_t> index;
-  std::vector<nlohmann::json> out;
-  for (const nlohmann::json& record : measured_only(records)) {
-    auto [it, added] = index.emplace(record.at("config_hash").get<std::string>(), out.size());
-    if (added) {
-      out.push_back(record);
-    } else {
-      out[it->second] = record;
-    }
-  }
-  return out;
-}
-
 std::vector<nlohmann::json> read_records(const std::string& path) {
   if (!std::filesystem::exists(path)) return {};
   std::string text = read_all(path);
   size_t last_newline = text.rfind('\n');
   text.resize(last_newline == std::string::npos ? 0 : last_newline + 1);
   return parse_lines(path, text);
+}
+
+std::vector<Record> read_typed_records(const std::string& path) {
+  std::vector<Record> records;
+  int line = 0;
+  for (const nlohmann::json& json : read_records(path)) {
+    ++line;
+    try {
+      records.push_back(record_from_json(json));
+    } catch (const std::exception& e) {
+      throw std::runtime_error(path + ":" + std::to_string(line) + ": not a sweep record: " + e.what());
+    }
+  }
+  return records;
 }
 
 RecordLog::RecordLog(std::string path) : path_(std::move(path)) {
@@ -93,28 +85,39 @@ RecordLog::RecordLog(std::string path) : path_(std::move(path)) {
     throw std::runtime_error(path_ + ": another sweep is writing this run; wait for it, or "
                                      "use another --run");
   }
-  if (std::filesystem::exists(path_)) {
-    const std::string text = read_all(path_);
-    size_t last_newline = text.rfind('\n');
-    size_t complete = last_newline == std::string::npos ? 0 : last_newline + 1;
-    if (complete < text.size()) {
-      std::cerr << path_ << ": dropping an incomplete last record (" << text.size() - complete
-                << " bytes; the run writing it was interrupted)\n";
-      if (::truncate(path_.c_str(), static_cast<off_t>(complete)) != 0) fail(path_, "truncate");
+  try {
+    if (std::filesystem::exists(path_)) {
+      const std::string text = read_all(path_);
+      size_t last_newline = text.rfind('\n');
+      size_t complete = last_newline == std::string::npos ? 0 : last_newline + 1;
+      if (complete < text.size()) {
+        std::cerr << path_ << ": dropping an incomplete last record (" << text.size() - complete
+                  << " bytes; the run writing it was interrupted)\n";
+        if (::truncate(path_.c_str(), static_cast<off_t>(complete)) != 0) fail(path_, "truncate");
+      }
     }
-    records_ = parse_lines(path_, text.substr(0, complete));
+    records_ = read_typed_records(path_);
+  } catch (...) {
+    ::close(lock_fd_);  // the destructor does not run for a constructor that throws
+    throw;
   }
-  for (const nlohmann::json& record : records_) {
-    if (record.contains("config_hash")) hashes_.insert(record["config_hash"].get<std::string>());
+  for (const Record& record : records_) {
+    if (!record.failed()) measured_.insert({record.config_hash, record.part});
   }
+}
+
+bool RecordLog::contains(const std::string& config_hash, RecordPart part) const {
+  auto has = [&](RecordPart p) { return measured_.count({config_hash, p}) > 0; };
+  if (has(RecordPart::kAll) || has(part)) return true;
+  return part == RecordPart::kAll && has(RecordPart::kAccuracy) && has(RecordPart::kLatency);
 }
 
 RecordLog::~RecordLog() {
   if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the flock
 }
 
-void RecordLog::append(const nlohmann::json& record) {
-  const std::string line = record.dump() + "\n";
+void RecordLog::append(const Record& record) {
+  const std::string line = to_json(record).dump() + "\n";
   int fd = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
   if (fd < 0) fail(path_, "cannot open for appending");
   // One write() of the whole line: O_APPEND makes it land after every earlier record.
@@ -125,7 +128,7 @@ void RecordLog::append(const nlohmann::json& record) {
   }
   ::close(fd);
   records_.push_back(record);
-  if (record.contains("config_hash")) hashes_.insert(record["config_hash"].get<std::string>());
+  if (!record.failed()) measured_.insert({record.config_hash, record.part});
 }
 
 }  // namespace qb
