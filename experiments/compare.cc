@@ -1,5 +1,6 @@
 #include "experiments/compare.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -21,21 +22,53 @@ std::map<std::string, const Record*> by_hash(const std::vector<Record>& records)
   return out;
 }
 
+/// Every timed record of each point: a baseline may hold several runs of a point, recorded to
+/// learn how much the machine's timings move from run to run.
+std::map<std::string, std::vector<const Record*>> timed_runs(const std::vector<Record>& records) {
+  std::map<std::string, std::vector<const Record*>> out;
+  for (const Record& record : records) {
+    if (!record.failed() && record.latency) out[record.config_hash].push_back(&record);
+  }
+  return out;
+}
+
+double median(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  const size_t n = values.size();
+  return n % 2 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
+}
+
 /// How `metric` changed between two records of a point, or nullopt when a side lacks it.
-/// `comparable`: both sides ran on the same kind of machine with the same kernels.
-std::optional<MetricChange> metric_change(const Metric& metric, const Record& base, const Record& cur,
-                                          bool comparable, const CompareOptions& options) {
-  const std::optional<double> b = metric.value(base);
+/// `base_runs`: the baseline's timed records of the point, when it holds several runs; a
+/// repeated metric is then judged against their median, its test pools their repetitions, and
+/// a change within their spread is noise. `comparable`: both sides ran on the same kind of
+/// machine with the same kernels.
+std::optional<MetricChange> metric_change(const Metric& metric, const Record& base,
+                                          const std::vector<const Record*>& base_runs,
+                                          const Record& cur, bool comparable,
+                                          const CompareOptions& options) {
+  std::optional<double> b = metric.value(base);
   const std::optional<double> c = metric.value(cur);
   if (!b || !c) return std::nullopt;
   MetricChange m;
   m.metric = metric.key;
-  m.baseline = *b;
   m.current = *c;
-  m.change = metric.relative ? (*b != 0 ? (*c - *b) / *b : 0.0) : *c - *b;
   if (metric.repetitions) {
-    m.p_value = mann_whitney_u(metric.repetitions(base), metric.repetitions(cur)).p_value;
+    std::vector<double> values;
+    std::vector<double> repetitions;
+    for (const Record* run : base_runs.size() > 1 ? base_runs : std::vector<const Record*>{&base}) {
+      const std::optional<double> value = metric.value(*run);
+      if (!value) continue;
+      values.push_back(*value);
+      for (double r : metric.repetitions(*run)) repetitions.push_back(r);
+    }
+    b = median(values);
+    m.baseline_runs = static_cast<int>(values.size());
+    for (double v : values) m.run_to_run = std::max(m.run_to_run, *b != 0 ? std::abs(v - *b) / *b : 0.0);
+    m.p_value = mann_whitney_u(repetitions, metric.repetitions(cur)).p_value;
   }
+  m.baseline = *b;
+  m.change = metric.relative ? (*b != 0 ? (*c - *b) / *b : 0.0) : *c - *b;
   const double tolerance = options.tolerance_of(metric.key);
   const bool large = tolerance > 0 ? std::abs(m.change) >= tolerance : m.change != 0;
   const bool worse = metric.better == Better::kLower ? m.change > 0 : m.change < 0;
@@ -49,7 +82,9 @@ std::optional<MetricChange> metric_change(const Metric& metric, const Record& ba
     m.verdict = "inconclusive";
   } else if (!large) {
     m.verdict = "unchanged";
-  } else if (metric.repetitions && m.p_value >= options.alpha) {
+  } else if (metric.repetitions && (m.p_value >= options.alpha || std::abs(m.change) <= m.run_to_run)) {
+    // Repetitions within one process do not see how much a whole run moves; the baseline's
+    // runs do.
     m.verdict = "noise";
   } else {
     m.verdict = worse ? "regression" : "improvement";
@@ -112,6 +147,7 @@ Comparison compare_records(const std::vector<Record>& baseline, const std::vecto
   const std::vector<Record> measured_baseline = latest_measured(baseline);
   const std::vector<Record> measured_current = latest_measured(current);
   const auto base = by_hash(measured_baseline);
+  const auto base_runs = timed_runs(baseline);
   const auto cur = by_hash(measured_current);
   Comparison out;
   if (!measured_baseline.empty() && !measured_current.empty()) {
@@ -140,8 +176,10 @@ Comparison compare_records(const std::vector<Record>& baseline, const std::vecto
     p.threads = record.point.threads;
     p.batch_size = record.point.batch_size;
     for (const Metric& metric : metrics()) {
+      auto runs = base_runs.find(record.config_hash);
       std::optional<MetricChange> change =
-          metric_change(metric, *it->second, record, out.latency_comparable, options);
+          metric_change(metric, *it->second, runs == base_runs.end() ? std::vector<const Record*>{} : runs->second,
+                        record, out.latency_comparable, options);
       if (change) p.metrics.push_back(*change);
     }
     out.points.push_back(std::move(p));
@@ -188,7 +226,7 @@ std::string markdown_report(const Comparison& comparison, const CompareOptions& 
   list("Only in the baseline", comparison.only_in_baseline);
   list("Only in the current run", comparison.only_in_current);
   out += "## Points\n\n| model | variant | threads | batch | metric | baseline | current | change | "
-         "p | verdict |\n| --- | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | --- |\n";
+         "p | baseline run-to-run | verdict |\n| --- | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | --- |\n";
   for (bool regressions_first : {true, false}) {
     for (const PointComparison& p : comparison.points) {
       if (p.regression() != regressions_first) continue;
@@ -201,6 +239,10 @@ std::string markdown_report(const Comparison& comparison, const CompareOptions& 
                std::to_string(p.batch_size) + " | " + m.metric + " | " +
                format_number("%.10g", m.baseline) + " | " + format_number("%.10g", m.current) + " | " +
                change + " | " + (m.p_value >= 0 ? format_number("%.4f", m.p_value) : std::string("-")) +
+               " | " +
+               (m.baseline_runs > 1 ? format_number("%.1f%%", 100 * m.run_to_run) + " (" +
+                                          std::to_string(m.baseline_runs) + " runs)"
+                                    : std::string("-")) +
                " | " + verdict + " |\n";
       }
     }
@@ -230,6 +272,10 @@ nlohmann::json verdict_json(const Comparison& comparison, const CompareOptions& 
                           {"change", m.change},
                           {"verdict", m.verdict}};
       if (m.p_value >= 0) j["p_value"] = m.p_value;
+      if (m.baseline_runs > 1) {
+        j["baseline_runs"] = m.baseline_runs;
+        j["run_to_run"] = m.run_to_run;
+      }
       metrics.push_back(j);
       if (m.verdict == "regression") {
         regressions.push_back({{"config_hash", p.config_hash},

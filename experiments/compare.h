@@ -4,7 +4,9 @@
 // change counts when it exceeds the metric's tolerance (relative for latency and size, in
 // points or dB for accuracy and SQNR) and, for repeated measurements (latency), when a
 // Mann-Whitney U test on the repetitions supports it too, as Google Benchmark's compare.py
-// does. Any size change counts.
+// does, and when it exceeds the spread of the baseline's runs (a baseline file may hold
+// several runs of each point: repetitions within one process do not show how much a whole run
+// moves). Any size change counts.
 
 #include <nlohmann/json.hpp>
 
@@ -33,8 +35,13 @@ struct MetricChange {
   /// (current - baseline) / baseline; for accuracy and SQNR, current - baseline.
   double change = 0.0;
   double p_value = -1.0;  // repeated measurements only
+  /// Repeated measurements against a baseline holding several runs of the point: how many,
+  /// and the largest relative distance of a run's value from their median (the baseline
+  /// value). A change no larger than that is noise.
+  int baseline_runs = 1;
+  double run_to_run = 0.0;
   /// "regression", "improvement", "unchanged", or for latency "noise" (a large change the test
-  /// does not support), "inconclusive" (either side measured under contention: latency.noisy)
+  /// does not support, or within the baseline's run-to-run spread), "inconclusive" (either side measured under contention: latency.noisy)
   /// or "not comparable" (different machines, or oneDNN dispatched to different ISAs).
   std::string verdict;
 };

@@ -363,17 +363,23 @@ std::vector<Record> latest_measured(const std::vector<Record>& records) {
   std::vector<Record> out;
   for (const std::string& hash : order) {
     const auto& parts = latest.at(hash);
-    const auto whole = parts.find(RecordPart::kAll);
-    const auto accuracy = parts.find(RecordPart::kAccuracy);
-    const auto latency = parts.find(RecordPart::kLatency);
-    const bool joinable = accuracy != parts.end() && latency != parts.end();
-    if (whole != parts.end() &&
-        (!joinable || whole->second > std::max(accuracy->second, latency->second))) {
-      out.push_back(records[whole->second]);
-    } else if (joinable) {
-      out.push_back(join_parts(records[accuracy->second], records[latency->second]));
+    auto position = [&](RecordPart part) {
+      auto it = parts.find(part);
+      return it == parts.end() ? -1 : static_cast<long>(it->second);
+    };
+    const long whole = position(RecordPart::kAll);
+    const long accuracy = position(RecordPart::kAccuracy);
+    const long latency = position(RecordPart::kLatency);
+    // The latest whole record, with a part measured after it replacing that part of it.
+    if (whole >= 0) {
+      Record r = records[whole];
+      if (accuracy > whole) r = join_parts(records[accuracy], r);
+      if (latency > whole) r = join_parts(r, records[latency]);
+      out.push_back(std::move(r));
+    } else if (accuracy >= 0 && latency >= 0) {
+      out.push_back(join_parts(records[accuracy], records[latency]));
     } else {
-      out.push_back(records[(accuracy != parts.end() ? accuracy : latency)->second]);
+      out.push_back(records[std::max(accuracy, latency)]);
     }
   }
   return out;

@@ -153,13 +153,15 @@ Record record_from_json(const nlohmann::json& json);
 std::vector<Record> parse_records(const std::vector<nlohmann::json>& records);
 
 /// The measured records, failures left out, one per config_hash in first-seen order: the
-/// latest of each part, an accuracy part and a latency part joined into one record (shards,
-/// parts, reruns and --force may record a point more than once).
+/// latest whole record of the point, or its latest accuracy and latency parts joined, with a
+/// part measured after the whole record replacing that part of it (shards, parts, reruns and
+/// --force may record a point more than once).
 std::vector<Record> latest_measured(const std::vector<Record>& records);
 std::vector<Record> latest_measured(const std::vector<nlohmann::json>& records);
 
 /// `accuracy`'s accuracy, size, calibration and trust checks with `latency`'s timing and
-/// output SQNR; std::invalid_argument unless both are of the same point.
+/// output SQNR (either may be a whole record); std::invalid_argument unless both are of the
+/// same point.
 Record join_parts(const Record& accuracy, const Record& latency);
 
 }  // namespace qb

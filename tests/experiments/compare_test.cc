@@ -168,6 +168,31 @@ TEST_CASE("every metric of the table is judged: a drop of output SQNR is a regre
   CHECK(markdown_report(c, {}, "b", "c").find("latency_ms 5% (and Mann-Whitney U, alpha 0.05), output_sqnr_db 0.5.") != std::string::npos);
 }
 
+TEST_CASE("a baseline of several runs: a latency change within their spread is noise") {
+  auto scaled = [](double factor) {
+    std::vector<double> out;
+    for (double t : kBase) out.push_back(t * factor);
+    return out;
+  };
+  // Five baseline runs of point a, one of them 15% slower than the others: runs move by up to
+  // 15% from their median on this machine, although each run's repetitions agree within 2%.
+  const std::vector<nlohmann::json> baseline = {record("a", kBase), record("a", kBase), record("a", kBase),
+                                                record("a", kBase), record("a", scaled(1.15))};
+  const MetricChange within = metric(compare(baseline, {record("a", scaled(1.10))}, {}).points[0], "latency_ms");
+  CHECK(within.baseline == 1.0);  // the median run
+  CHECK(within.baseline_runs == 5);
+  CHECK(within.run_to_run == Approx(0.15));
+  CHECK(within.p_value < 0.01);  // the repetitions alone would call it a regression
+  CHECK(within.verdict == "noise");
+  const Comparison beyond = compare(baseline, {record("a", scaled(1.30))}, {});
+  CHECK(metric(beyond.points[0], "latency_ms").verdict == "regression");
+  CHECK(markdown_report(beyond, {}, "b", "c").find("| 15.0% (5 runs) | **regression** |") != std::string::npos);
+  CHECK(verdict_json(beyond, {})["points"][0]["metrics"][3]["run_to_run"] == Approx(0.15));
+  // One run: no spread known, the 12% change counts.
+  CHECK(metric(compare({record("a", kBase)}, {record("a", scaled(1.12))}, {}).points[0], "latency_ms").verdict ==
+        "regression");
+}
+
 TEST_CASE("bad input names the file") {
   std::string dir = test::scratch_dir("compare_input").string();
   test::write_file(dir + "/bad.jsonl", "{\"label\": \"x\"}\n");

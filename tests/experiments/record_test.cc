@@ -199,13 +199,18 @@ TEST_CASE("an accuracy part and a latency part join; the latest record of a poin
   CHECK(j.trust->sqnr_db.size() == 2);  // the accuracy part's checks
   CHECK(j.provenance.environment.machine.hostname == "reference");  // where latency was measured
 
-  // A whole record after the parts replaces them, and a later part replaces its earlier one.
+  // A whole record after the parts replaces them; a part after a whole record replaces that
+  // part of it (a latency measured again to confirm a nightly regression, say).
   Record whole = full_record();
   whole.latency->median_ms = 9.0;
   CHECK(latest_measured(std::vector<Record>{accuracy, latency, whole})[0].latency->median_ms == 9.0);
   Record faster = latency;
   faster.latency->median_ms = 0.5;
-  CHECK(latest_measured(std::vector<Record>{whole, accuracy, latency, faster})[0].latency->median_ms == 0.5);
+  const Record remeasured = latest_measured(std::vector<Record>{whole, faster})[0];
+  CHECK(remeasured.latency->median_ms == 0.5);
+  CHECK(*remeasured.trust->output_sqnr_db == 33.0);
+  CHECK(remeasured.accuracy->top1_percent == whole.accuracy->top1_percent);
+  CHECK(latest_measured(std::vector<Record>{faster, whole})[0].latency->median_ms == 9.0);
 
   Record other = latency;
   other.config_hash = "ffff";
