@@ -44,6 +44,10 @@ class Dataset {
   /// Writes image(index) into `out`, a slot of a preallocated batch of the same shape.
   /// Datasets override it to convert straight into the batch without a temporary tensor.
   virtual void write_image(int64_t index, at::Tensor out) const;
+
+  /// Files the reader left out of the examples because they do not decode (ImageNet's
+  /// skip_corrupt), relative to the data's root; none by default.
+  virtual std::vector<std::string> skipped_files() const { return {}; }
 };
 
 /// The seed of example `index`'s random transforms: the index itself, or mixed with a data set

@@ -16,6 +16,7 @@
 #include <stdexcept>
 #include <system_error>
 
+#include "base/atomic_file.h"
 #include "data/hash.h"
 #include "data/jpeg_decode.h"
 
@@ -403,23 +404,19 @@ bool ImageNet::read_cache(uint64_t listing) {
 void ImageNet::write_cache(uint64_t listing) const {
   std::error_code error;
   fs::create_directories(options_.cache_dir, error);
-  // Written aside and renamed, so a concurrent reader never sees half a file.
-  std::string temporary = cache_file_ + ".tmp" + std::to_string(::getpid());
-  {
-    std::ofstream out(temporary, std::ios::binary);
-    out << kCacheMagic << "\nkey " << cache_key_ << "\nlisting " << hex64(listing) << "\n";
-    out << "classes " << classes_.size() << "\n";
-    for (const std::string& wnid : classes_) out << wnid << "\n";
-    out << "entries " << entries_.size() << "\n";
-    for (const Entry& entry : entries_) {
-      out << entry.label << " " << entry.bytes << " " << entry.file << "\n";
-    }
-    out << "skipped " << skipped_.size() << "\n";
-    for (const std::string& file : skipped_) out << file << "\n";
-    if (!out.flush()) throw DataError(temporary + ": cannot write the index cache");
+  std::ostringstream out;
+  out << kCacheMagic << "\nkey " << cache_key_ << "\nlisting " << hex64(listing) << "\n";
+  out << "classes " << classes_.size() << "\n";
+  for (const std::string& wnid : classes_) out << wnid << "\n";
+  out << "entries " << entries_.size() << "\n";
+  for (const Entry& entry : entries_) out << entry.label << " " << entry.bytes << " " << entry.file << "\n";
+  out << "skipped " << skipped_.size() << "\n";
+  for (const std::string& file : skipped_) out << file << "\n";
+  try {
+    write_file_atomically(cache_file_, out.str());
+  } catch (const WriteError& e) {
+    throw DataError(std::string(e.what()) + " (the index cache; set cache_dir elsewhere)");
   }
-  fs::rename(temporary, cache_file_, error);
-  if (error) throw DataError(cache_file_ + ": cannot write the index cache: " + error.message());
 }
 
 at::Tensor ImageNet::image(int64_t index) const {

@@ -85,6 +85,7 @@ class ImageNet : public Dataset {
   uint64_t content_hash(int64_t index) const override;
   /// Files dropped by skip_corrupt, relative to the images directory.
   const std::vector<std::string>& skipped() const { return skipped_; }
+  std::vector<std::string> skipped_files() const override { return skipped_; }
   /// Whether the index came from the cache rather than from listing the root.
   bool from_cache() const { return from_cache_; }
   /// The cache file used (empty without cache_dir).

@@ -143,20 +143,40 @@ CachedDataset::CachedDataset(const Dataset& source, int workers,
   LoaderOptions options;
   options.batch_size = 64;
   options.workers = workers;
-  Loader loader(source, options);
   int64_t done = 0;
-  while (std::optional<Batch> batch = loader.next()) {
-    if (!images_.defined()) {
-      std::vector<int64_t> shape = batch->images.sizes().vec();
-      shape[0] = size;
-      images_ = at::empty(shape, batch->images.options());
-      labels_ = at::empty({size}, at::kLong);
+  auto allocate = [&](const at::Tensor& example, bool batched) {
+    if (images_.defined()) return;
+    std::vector<int64_t> shape = example.sizes().vec();
+    if (!batched) shape.insert(shape.begin(), 1);
+    shape[0] = size;
+    images_ = at::zeros(shape, example.options());
+    labels_ = at::zeros({size}, at::kLong);
+  };
+  try {
+    Loader loader(source, options);
+    while (std::optional<Batch> batch = loader.next()) {
+      allocate(batch->images, true);
+      const int64_t n = batch->images.size(0);
+      images_.narrow(0, done, n).copy_(batch->images);
+      labels_.narrow(0, done, n).copy_(batch->labels);
+      done += n;
+      if (on_progress) on_progress(done);
     }
-    const int64_t n = batch->images.size(0);
-    images_.narrow(0, done, n).copy_(batch->images);
-    labels_.narrow(0, done, n).copy_(batch->labels);
-    done += n;
-    if (on_progress) on_progress(done);
+  } catch (const std::exception&) {
+    // An example that does not decode (a corrupt file) must fail only what uses it: the rest
+    // is decoded one by one, and that example's error is raised again when it is read.
+    for (int64_t i = done; i < size; ++i) {
+      try {
+        at::Tensor image = source.image(i);
+        allocate(image, false);
+        images_[i].copy_(image);
+        labels_.data_ptr<int64_t>()[i] = source.label(i);
+      } catch (const std::exception& e) {
+        errors_.emplace(i, e.what());
+      }
+      if (on_progress) on_progress(i + 1);
+    }
+    if (!images_.defined()) throw;  // not one example decodes
   }
   content_hashes_.reserve(static_cast<size_t>(size));
   for (int64_t i = 0; i < size; ++i) content_hashes_.push_back(source.content_hash(i));
@@ -196,6 +216,8 @@ void CachedDataset::write_image(int64_t index, at::Tensor out) const {
 }
 
 void CachedDataset::check_index(int64_t index) const {
+  auto error = errors_.find(index);
+  if (error != errors_.end()) throw DataError(error->second);
   if (index < 0 || index >= size()) {
     throw std::out_of_range(describe() + ": index " + std::to_string(index) + " is outside [0, " +
                             std::to_string(size()) + ")");

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -78,7 +79,8 @@ class CachedDataset : public Dataset {
  public:
   /// Decodes every example of `source` once, with `workers` Loader threads, calling `on_progress`
   /// with the number of examples done after each batch; throws std::invalid_argument for an empty
-  /// dataset and DataError when the images differ in shape.
+  /// dataset and DataError when the images differ in shape. An example that fails to decode is
+  /// not cached: reading it raises its error again, so only what uses it fails.
   explicit CachedDataset(const Dataset& source, int workers = 1,
                          const std::function<void(int64_t)>& on_progress = {});
 
@@ -94,6 +96,8 @@ class CachedDataset : public Dataset {
   uint64_t content_hash(int64_t index) const override;
   /// Copies the cached image into `out` without a temporary tensor.
   void write_image(int64_t index, at::Tensor out) const override;
+  /// The examples that failed to decode, with their errors.
+  const std::map<int64_t, std::string>& errors() const { return errors_; }
 
  private:
   void check_index(int64_t index) const;
@@ -104,6 +108,7 @@ class CachedDataset : public Dataset {
   std::string description_;
   uint64_t fingerprint_;
   std::vector<uint64_t> content_hashes_;
+  std::map<int64_t, std::string> errors_;
 };
 
 }  // namespace qb

@@ -16,6 +16,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "base/atomic_file.h"
 #include "eval/onednn_isa.h"
 #include "tools/cpp/runfiles/runfiles.h"
 
@@ -121,7 +122,7 @@ ProbeResult run_probe(const std::string& probe, const ProbeRequest& request) {
   const std::string request_path = base + ".request.json";
   const std::string result_path = base + ".result.json";
   const std::string errors_path = base + ".stderr";
-  std::ofstream(request_path) << to_json(request).dump();
+  write_file_atomically(request_path, to_json(request).dump());
   fs::remove(result_path);
 
   std::vector<std::string> args = {probe, request_path, result_path};

@@ -13,6 +13,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "base/atomic_file.h"
 #include "eval/isolated_latency.h"
 #include "eval/onednn_isa.h"
 #include "models/checkpoint.h"
@@ -65,9 +66,7 @@ int probe_main(int argc, char** argv) {
     result.output_sqnr_db = sqnr_db(Interpreter(reference).run(sqnr_input), interpreter.run(sqnr_input));
   }
 
-  std::ofstream out(argv[2]);
-  out << to_json(result).dump();
-  if (!out) throw std::runtime_error(std::string(argv[2]) + ": cannot write the result");
+  write_file_atomically(argv[2], to_json(result).dump());
   return 0;
 }
 

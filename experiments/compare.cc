@@ -131,6 +131,7 @@ bool PointComparison::regression() const {
 }
 
 bool Comparison::regression() const {
+  if (!failed_in_current.empty() || points.empty()) return true;
   for (const PointComparison& p : points) {
     if (p.regression()) return true;
   }
@@ -138,6 +139,8 @@ bool Comparison::regression() const {
 }
 
 std::string Comparison::verdict() const {
+  if (!failed_in_current.empty()) return "failed points";
+  if (points.empty()) return "nothing compared";
   if (regression()) return "regression";
   return latency_comparable ? "clean" : "not comparable";
 }
@@ -187,6 +190,16 @@ Comparison compare_records(const std::vector<Record>& baseline, const std::vecto
   for (const Record& record : measured_baseline) {
     if (!cur.count(record.config_hash)) out.only_in_baseline.push_back(record.describe());
   }
+  // A point whose last word is a failure: it was not measured, whatever an earlier record says.
+  std::map<std::string, const Record*> last;
+  std::vector<std::string> order;
+  for (const Record& record : current) {
+    if (!last.count(record.config_hash)) order.push_back(record.config_hash);
+    last[record.config_hash] = &record;
+  }
+  for (const std::string& hash : order) {
+    if (last.at(hash)->failed()) out.failed_in_current.push_back(last.at(hash)->describe() + ": " + last.at(hash)->error);
+  }
   return out;
 }
 
@@ -225,6 +238,8 @@ std::string markdown_report(const Comparison& comparison, const CompareOptions& 
   };
   list("Only in the baseline", comparison.only_in_baseline);
   list("Only in the current run", comparison.only_in_current);
+  list("Failed in the current run", comparison.failed_in_current);
+  if (comparison.points.empty()) out += "No point of the current run is in the baseline: nothing was compared.\n\n";
   out += "## Points\n\n| model | variant | threads | batch | metric | baseline | current | change | "
          "p | baseline run-to-run | verdict |\n| --- | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | --- |\n";
   for (bool regressions_first : {true, false}) {
@@ -299,6 +314,7 @@ nlohmann::json verdict_json(const Comparison& comparison, const CompareOptions& 
           {"regressions", regressions},
           {"only_in_baseline", comparison.only_in_baseline},
           {"only_in_current", comparison.only_in_current},
+          {"failed_in_current", comparison.failed_in_current},
           {"environment_differences", comparison.environment_differences},
           {"points", points}};
 }

@@ -61,14 +61,18 @@ struct Comparison {
   /// Points on one side only ("model label, threads, batch").
   std::vector<std::string> only_in_baseline;
   std::vector<std::string> only_in_current;
+  /// Points of the current run whose latest record is a failure ("... : error").
+  std::vector<std::string> failed_in_current;
   /// Environment fields that differ ("cpu_model: A -> B").
   std::vector<std::string> environment_differences;
   /// False when CPU model, CPU flags, core count or LibTorch version differ: then no latency
   /// change is judged.
   bool latency_comparable = true;
+  /// A regression of any metric judged, a failed point in the current run, or no point
+  /// compared at all: what a nightly gate must not pass.
   bool regression() const;
-  /// "regression" (of any metric judged), else "not comparable" when latency could not be
-  /// judged, else "clean".
+  /// "regression", "failed points", "nothing compared", else "not comparable" when latency
+  /// could not be judged, else "clean".
   std::string verdict() const;
 };
 

@@ -7,8 +7,10 @@
 #include <fstream>
 #include <string>
 
+#include "base/atomic_file.h"
 #include "eval/environment.h"
 #include "experiments/compare.h"
+#include "experiments/error_message.h"
 #include "experiments/metrics.h"
 #include "experiments/paths.h"
 
@@ -29,7 +31,8 @@ constexpr const char* kUsage =
     "  --json FILE.json         write the JSON verdict there\n"
     "  --fingerprint            print this machine's fingerprint (baselines are kept per\n"
     "                           fingerprint) and exit\n"
-    "exit status: 0 clean, 1 regression, 2 bad input, 3 latency not comparable (another\n"
+    "exit status: 0 clean, 1 regression (also: failed points in CURRENT, or no point\n"
+    "compared), 2 bad input, 3 latency not comparable (another\n"
     "machine or LibTorch build; accuracy and size were still judged)\n";
 
 double number(const std::string& flag, const std::string& text) {
@@ -54,7 +57,9 @@ int compare_main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     const bool has_value = i + 1 < argc;
-    if (arg == "--alpha" && has_value) {
+    if (arg == "--debug") {
+      continue;  // read by main()
+    } else if (arg == "--alpha" && has_value) {
       options.alpha = number(arg, argv[++i]);
     } else if (arg == "--tolerance" && has_value) {
       const std::string text = argv[++i];
@@ -89,8 +94,8 @@ int compare_main(int argc, char** argv) {
       compare_records(load_run_records(runs[0]), load_run_records(runs[1]), options);
   const std::string report = markdown_report(comparison, options, runs[0], runs[1]);
   std::printf("%s", report.c_str());
-  if (!report_path.empty()) std::ofstream(report_path) << report;
-  if (!json_path.empty()) std::ofstream(json_path) << verdict_json(comparison, options).dump(2);
+  if (!report_path.empty()) write_file_atomically(report_path, report);
+  if (!json_path.empty()) write_file_atomically(json_path, verdict_json(comparison, options).dump(2) + "\n");
   for (const std::string& difference : comparison.environment_differences) {
     std::fprintf(stderr, "%s: environments differ: %s\n",
                  comparison.latency_comparable ? "note" : "latency not comparable", difference.c_str());
@@ -106,7 +111,8 @@ int main(int argc, char** argv) {
   try {
     return qb::compare_main(argc, argv);
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "error: %s\n%s", e.what(), qb::kUsage);
+    std::fprintf(stderr, "error: %s\n%s", qb::error_message(e, qb::debug_requested(argc, argv)).c_str(),
+                 qb::kUsage);
     return 2;
   }
 }

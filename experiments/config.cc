@@ -4,6 +4,9 @@
 
 #include "quant/toml_value.h"
 
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -117,8 +120,12 @@ Config::~Config() = default;
 Config::Config(Config&&) noexcept = default;
 
 Config Config::from_file(const std::string& path) {
+  std::error_code error;
+  if (std::filesystem::is_directory(path, error)) {
+    throw ConfigError(path + ": is a directory; give the TOML file in it");
+  }
   std::ifstream in(path);
-  if (!in) throw ConfigError(path + ": cannot open the configuration file");
+  if (!in) throw ConfigError(path + ": cannot open the configuration file: " + std::strerror(errno));
   std::stringstream text;
   text << in.rdbuf();
   return from_string(text.str(), path);
@@ -168,6 +175,26 @@ bool Config::get_bool(const std::string& key, const std::optional<bool>& fallbac
 std::vector<int64_t> Config::get_int_list(const std::string& key,
                                           const std::optional<std::vector<int64_t>>& fallback) {
   return get<std::vector<int64_t>>(key, fallback, "a list of integers");
+}
+int64_t Config::get_int(const std::string& key, IntRange range, const std::optional<int64_t>& fallback) {
+  const int64_t value = get_int(key, fallback);
+  if (value < range.min || value > range.max) {
+    throw error(key, std::to_string(value) + " is out of range [" + std::to_string(range.min) + ", " +
+                         std::to_string(range.max) + "]");
+  }
+  return value;
+}
+std::vector<int64_t> Config::get_int_list(const std::string& key, IntRange range,
+                                          const std::optional<std::vector<int64_t>>& fallback) {
+  const std::vector<int64_t> values = get_int_list(key, fallback);
+  if (values.empty()) throw error(key, "must not be empty");
+  for (int64_t value : values) {
+    if (value < range.min || value > range.max) {
+      throw error(key, "value " + std::to_string(value) + " is out of range [" + std::to_string(range.min) +
+                           ", " + std::to_string(range.max) + "]");
+    }
+  }
+  return values;
 }
 std::vector<double> Config::get_double_list(const std::string& key,
                                             const std::optional<std::vector<double>>& fallback) {

@@ -25,6 +25,21 @@ struct ConfigError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+/// The values an integer key may take: what the code reading it can use, so that no value is
+/// cut or wraps on its way (a thread count is an int, a seed is unsigned).
+struct IntRange {
+  int64_t min;
+  int64_t max;
+};
+
+/// The ranges keys share.
+inline constexpr IntRange kThreadRange{1, 1024};               // at::set_num_threads takes an int
+inline constexpr IntRange kBatchSizeRange{1, int64_t{1} << 20};
+inline constexpr IntRange kSeedRange{0, INT64_MAX};            // seeds are unsigned
+inline constexpr IntRange kCountRange{0, int64_t{1} << 40};    // examples, samples
+inline constexpr IntRange kClassRange{1, 1 << 20};
+inline constexpr IntRange kChannelRange{1, 1 << 16};
+
 class Config {
  public:
   /// Parses `path`; a syntax error becomes a ConfigError with its line and column.
@@ -46,6 +61,11 @@ class Config {
   std::vector<double> get_double_list(const std::string& key,
                                       const std::optional<std::vector<double>>& fallback = {});
   std::vector<int64_t> get_int_list(const std::string& key,
+                                    const std::optional<std::vector<int64_t>>& fallback = {});
+  /// get_int and get_int_list, each value in `range`: otherwise a ConfigError naming the key,
+  /// the value and the range. A list must not be empty.
+  int64_t get_int(const std::string& key, IntRange range, const std::optional<int64_t>& fallback = {});
+  std::vector<int64_t> get_int_list(const std::string& key, IntRange range,
                                     const std::optional<std::vector<int64_t>>& fallback = {});
   std::vector<std::string> get_string_list(
       const std::string& key, const std::optional<std::vector<std::string>>& fallback = {});

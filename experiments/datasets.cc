@@ -27,7 +27,7 @@ std::optional<Compose> read_pipeline(Config& config, const std::string& section,
 
 std::optional<uint64_t> read_seed(Config& config, const std::string& section) {
   if (!config.has(section + ".seed")) return std::nullopt;
-  return static_cast<uint64_t>(config.get_int(section + ".seed"));
+  return static_cast<uint64_t>(config.get_int(section + ".seed", kSeedRange));
 }
 
 // A per-channel (R, G, B) setting such as mean or std.
@@ -40,8 +40,7 @@ std::array<double, 3> three_numbers(Config& config, const std::string& key,
 }
 // ImageNet as the user keeps it: layout "folder" (ImageFolder), "loc_val" (Kaggle's
 // LOC_val_solution.csv) or "devkit_val" (ILSVRC2012 ground-truth list).
-std::unique_ptr<Dataset> open_imagenet(Config& config, const std::string& section,
-                                       const std::string& split) {
+DatasetOpener read_imagenet(Config& config, const std::string& section, const std::string& split) {
   ImageNetOptions options;
   options.split = split;
   options.root = resolve_config_path(config.get_string(section + ".root"));
@@ -66,7 +65,7 @@ std::unique_ptr<Dataset> open_imagenet(Config& config, const std::string& sectio
   path_option("synset_mapping", options.synset_mapping);
   path_option("devkit_wnids", options.devkit_wnids);
   path_option("cache_dir", options.cache_dir);
-  if (config.has(section + ".limit")) options.limit = config.get_int(section + ".limit");
+  if (config.has(section + ".limit")) options.limit = config.get_int(section + ".limit", kCountRange);
   options.skip_corrupt = config.get_bool(section + ".skip_corrupt", false);
   const Normalization imagenet = imagenet_normalization();
   std::array<double, 3> mean = three_numbers(config, section + ".mean",
@@ -76,23 +75,22 @@ std::unique_ptr<Dataset> open_imagenet(Config& config, const std::string& sectio
   options.pipeline = read_pipeline(config, section, {"Resize(256)", "CenterCrop(224)"},
                                    {{mean.begin(), mean.end()}, {stddev.begin(), stddev.end()}});
   options.seed = read_seed(config, section);
-  return std::make_unique<ImageNet>(options);
+  return [options] { return std::make_unique<ImageNet>(options); };
 }
 
 }  // namespace
 
-std::unique_ptr<Dataset> open_dataset(Config& config, const std::string& section,
-                                      const std::string& split) {
+DatasetOpener read_dataset(Config& config, const std::string& section, const std::string& split) {
   std::string kind = config.get_string(section + ".kind");
   if (kind == "fashion_mnist") {
     FashionMnistOptions options;
     options.root = resolve_config_path(config.get_string(section + ".root", options.root));
     options.mean = config.get_double(section + ".mean", options.mean);
     options.stddev = config.get_double(section + ".std", options.stddev);
-    if (config.has(section + ".limit")) options.limit = config.get_int(section + ".limit");
+    if (config.has(section + ".limit")) options.limit = config.get_int(section + ".limit", kCountRange);
     options.pipeline = read_pipeline(config, section, {}, {{options.mean}, {options.stddev}});
     options.seed = read_seed(config, section);
-    return std::make_unique<FashionMnist>(split, options);
+    return [split, options] { return std::make_unique<FashionMnist>(split, options); };
   }
   if (kind == "cifar10" || kind == "cifar100") {
     CifarOptions options;
@@ -102,32 +100,38 @@ std::unique_ptr<Dataset> open_dataset(Config& config, const std::string& section
     options.label = config.get_string(section + ".label", options.label);
     options.mean = three_numbers(config, section + ".mean", options.mean);
     options.stddev = three_numbers(config, section + ".std", options.stddev);
-    if (config.has(section + ".limit")) options.limit = config.get_int(section + ".limit");
+    if (config.has(section + ".limit")) options.limit = config.get_int(section + ".limit", kCountRange);
     options.pipeline =
         read_pipeline(config, section, {},
                       {{options.mean.begin(), options.mean.end()},
                        {options.stddev.begin(), options.stddev.end()}});
     options.seed = read_seed(config, section);
     CifarVersion version = kind == "cifar10" ? CifarVersion::k10 : CifarVersion::k100;
-    return std::make_unique<Cifar>(version, split, options);
+    return [version, split, options] { return std::make_unique<Cifar>(version, split, options); };
   }
-  if (kind == "imagenet") return open_imagenet(config, section, split);
+  if (kind == "imagenet") return read_imagenet(config, section, split);
   if (kind == "synthetic") {
     SyntheticOptions options;
-    options.shape = config.get_int_list(section + ".shape", options.shape);
-    options.size = config.get_int(section + ".size", options.size);
-    options.num_classes = config.get_int(section + ".num_classes", options.num_classes);
+    options.shape = config.get_int_list(section + ".shape", {1, 1 << 16}, options.shape);
+    options.size = config.get_int(section + ".size", kCountRange, options.size);
+    options.num_classes = config.get_int(section + ".num_classes", kClassRange, options.num_classes);
     // Each split gets its own images, as two splits of a real data set would.
-    options.seed = static_cast<uint64_t>(config.get_int(section + ".seed", 0)) +
+    options.seed = static_cast<uint64_t>(config.get_int(section + ".seed", kSeedRange, 0)) +
                    (split == "train" ? 0x5eed : 0);
     try {
-      return std::make_unique<Synthetic>(options);
+      Synthetic check(options);  // generates nothing until asked: checks the options now
     } catch (const DataError& e) {
       throw config.error(section, e.what());
     }
+    return [options] { return std::make_unique<Synthetic>(options); };
   }
   throw config.error(section + ".kind", "unknown dataset kind '" + kind +
                                             "' (known: fashion_mnist, cifar10, cifar100, imagenet, synthetic)");
+}
+
+std::unique_ptr<Dataset> open_dataset(Config& config, const std::string& section,
+                                      const std::string& split) {
+  return read_dataset(config, section, split)();
 }
 
 }  // namespace qb

@@ -1,6 +1,7 @@
 #pragma once
 // Opens the dataset a config section describes ([data] kind, root, ...).
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -19,5 +20,11 @@ namespace qb {
 /// transforms.
 std::unique_ptr<Dataset> open_dataset(Config& config, const std::string& section,
                                       const std::string& split);
+
+/// Opens the data set read_dataset read the keys of.
+using DatasetOpener = std::function<std::unique_ptr<Dataset>()>;
+/// Reads and checks the keys under `section` now and opens nothing: the files are read when
+/// the opener is called (so a file's every key can be checked before any data is loaded).
+DatasetOpener read_dataset(Config& config, const std::string& section, const std::string& split);
 
 }  // namespace qb

@@ -39,17 +39,6 @@ void require_known(Config& config, const std::string& key, const std::vector<std
   }
 }
 
-void require_at_least(Config& config, const std::string& key, const std::vector<int64_t>& values,
-                      int64_t minimum) {
-  if (values.empty()) throw config.error(key, "must not be empty");
-  for (int64_t value : values) {
-    if (value < minimum) {
-      throw config.error(key, "values must be >= " + std::to_string(minimum) + ", got " +
-                                  std::to_string(value));
-    }
-  }
-}
-
 std::string read_text(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   std::stringstream text;
@@ -101,10 +90,9 @@ ModelSpec read_model(Config& config) {
     model.architectures = config.get_string_list("model.architectures");
     require_known(config, "model.architectures", model.architectures, known);
   }
-  model.num_classes = config.get_int("model.num_classes", model.num_classes);
-  if (model.num_classes < 1) throw config.error("model.num_classes", "must be >= 1");
-  if (config.has("model.in_channels")) model.in_channels = config.get_int("model.in_channels");
-  model.init_seed = static_cast<uint64_t>(config.get_int("model.init_seed", 0));
+  model.num_classes = config.get_int("model.num_classes", kClassRange, model.num_classes);
+  if (config.has("model.in_channels")) model.in_channels = config.get_int("model.in_channels", kChannelRange);
+  model.init_seed = static_cast<uint64_t>(config.get_int("model.init_seed", kSeedRange, 0));
   if (config.has("model.checkpoint")) {
     if (model.architectures.size() != 1) {
       throw config.error("model.checkpoint", "one checkpoint needs one architecture");
@@ -125,18 +113,15 @@ CalibrationSpec read_calibration(Config& config) {
   c.split = config.get_string("calibration.split", c.split);
   c.subset = config.get_string("calibration.subset", c.subset);
   require_known(config, "calibration.subset", {c.subset}, {"random", "stratified", "sequential"});
-  c.samples = config.get_int_list("calibration.samples", c.samples);
-  require_at_least(config, "calibration.samples", c.samples, 0);
-  std::vector<int64_t> seeds = config.get_int_list("calibration.seeds", {{0}});
-  require_at_least(config, "calibration.seeds", seeds, 0);
+  c.samples = config.get_int_list("calibration.samples", kCountRange, c.samples);
+  std::vector<int64_t> seeds = config.get_int_list("calibration.seeds", kSeedRange, {{0}});
   if (c.subset == "sequential" && seeds.size() > 1) {
     throw config.error("calibration.seeds",
                        "subset = \"sequential\" takes the first examples whatever the seed, so "
                        "every seed would calibrate alike: give one seed");
   }
   c.seeds.assign(seeds.begin(), seeds.end());
-  c.batch_size = config.get_int("calibration.batch_size", c.batch_size);
-  if (c.batch_size < 1) throw config.error("calibration.batch_size", "must be >= 1");
+  c.batch_size = config.get_int("calibration.batch_size", kBatchSizeRange, c.batch_size);
   c.allow_overlap = config.get_bool("calibration.allow_overlap", c.allow_overlap);
   return c;
 }
@@ -148,19 +133,16 @@ EvaluationSpec read_evaluation(Config& config, const std::string& data_kind) {
   if (e.accuracy && data_kind == "synthetic") {
     throw config.error("evaluation.accuracy", "synthetic images have no meaningful labels");
   }
-  e.batch_size = config.get_int("evaluation.batch_size", e.batch_size);
-  if (e.batch_size < 1) throw config.error("evaluation.batch_size", "must be >= 1");
-  e.limit = config.get_int("evaluation.limit", 0);
-  if (e.limit < 0) throw config.error("evaluation.limit", "must be >= 0 (0: every example)");
+  e.batch_size = config.get_int("evaluation.batch_size", kBatchSizeRange, e.batch_size);
+  e.limit = config.get_int("evaluation.limit", kCountRange, 0);  // 0: every example
   if (config.has("evaluation.subset_seed")) {
-    e.subset_seed = static_cast<uint64_t>(config.get_int("evaluation.subset_seed"));
+    e.subset_seed = static_cast<uint64_t>(config.get_int("evaluation.subset_seed", kSeedRange));
     if (e.limit == 0) {
       throw config.error("evaluation.subset_seed", "needs evaluation.limit (the subset's size)");
     }
   }
   e.cache = config.get_bool("evaluation.cache", e.cache);
-  e.workers = static_cast<int>(config.get_int("evaluation.workers", e.workers));
-  if (e.workers < 1) throw config.error("evaluation.workers", "must be >= 1");
+  e.workers = static_cast<int>(config.get_int("evaluation.workers", kThreadRange, e.workers));
   return e;
 }
 
@@ -183,10 +165,8 @@ SweepSpec read_sweep(Config& config, const std::vector<std::string>& mapping_nam
   require_known(config, "sweep.weights", s.weights, {"per_channel", "per_tensor"});
   s.mappings = config.get_string_list("sweep.mappings", s.mappings);
   require_known(config, "sweep.mappings", s.mappings, mapping_names);
-  s.threads = config.get_int_list("sweep.threads", s.threads);
-  require_at_least(config, "sweep.threads", s.threads, 1);
-  s.batch_sizes = config.get_int_list("sweep.batch_sizes", s.batch_sizes);
-  require_at_least(config, "sweep.batch_sizes", s.batch_sizes, 1);
+  s.threads = config.get_int_list("sweep.threads", kThreadRange, s.threads);
+  s.batch_sizes = config.get_int_list("sweep.batch_sizes", kBatchSizeRange, s.batch_sizes);
   if (config.has("sweep.isa")) {
     s.isas = config.get_string_list("sweep.isa");
     require_known(config, "sweep.isa", s.isas, onednn_isa_names());
@@ -300,15 +280,13 @@ Experiment read_experiment(Config& config, const std::string& file) {
                        "does not have: use fp32 and graph");
   }
 
-  e.latency.repetitions = static_cast<int>(config.get_int("latency.repetitions", 5));
-  if (e.latency.repetitions < 1) throw config.error("latency.repetitions", "must be >= 1");
+  e.latency.repetitions = static_cast<int>(config.get_int("latency.repetitions", {1, 100000}, 5));
   e.latency.min_time_s = config.get_double("latency.min_time_s", e.latency.min_time_s);
   if (!(e.latency.min_time_s > 0)) throw config.error("latency.min_time_s", "must be > 0");
   e.latency.warmup_s = config.get_double("latency.warmup_s", e.latency.warmup_s);
   if (e.latency.warmup_s < 0) throw config.error("latency.warmup_s", "must be >= 0");
   ContentionSpec& c = e.contention;
-  c.retries = static_cast<int>(config.get_int("latency.retries", c.retries));
-  if (c.retries < 0) throw config.error("latency.retries", "must be >= 0");
+  c.retries = static_cast<int>(config.get_int("latency.retries", {0, 1000}, c.retries));
   c.retry_wait_s = config.get_double("latency.retry_wait_s", c.retry_wait_s);
   if (c.retry_wait_s < 0) throw config.error("latency.retry_wait_s", "must be >= 0");
   c.policy.min_cpu_per_thread =
@@ -326,12 +304,13 @@ Experiment read_experiment(Config& config, const std::string& file) {
     throw config.error("latency.max_steal_fraction", "must be between 0 and 1");
   }
 
-  e.trust.sqnr_batches = config.get_int("trust.sqnr_batches", e.trust.sqnr_batches);
-  if (e.trust.sqnr_batches < 0) throw config.error("trust.sqnr_batches", "must be >= 0");
+  e.trust.sqnr_batches = config.get_int("trust.sqnr_batches", {0, 1 << 20}, e.trust.sqnr_batches);
   e.trust.round_trip = config.get_bool("trust.round_trip", e.trust.round_trip);
   e.trust.broken_below_db = config.get_double("trust.broken_below_db", e.trust.broken_below_db);
 
-  e.output_dir = resolve_config_path(config.get_string("output.dir", "results/" + e.name));
+  const std::string output_dir = config.get_string("output.dir", "results/" + e.name);
+  if (output_dir.empty()) throw config.error("output.dir", "must name a directory (default: results/<name>)");
+  e.output_dir = resolve_config_path(output_dir);
   return e;
 }
 

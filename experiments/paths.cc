@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <stdexcept>
 
 namespace qb {
 
@@ -25,6 +26,16 @@ std::string resolve_user_path(const std::string& path) {
 
 std::string resolve_config_path(const std::string& path) {
   return resolve_against(workspace_dir(), path);
+}
+
+void check_run_name(const std::string& name) {
+  const bool plain = !name.empty() && name != "." && name != ".." &&
+                     name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                            "0123456789._-") == std::string::npos;
+  if (!plain) {
+    throw std::invalid_argument("--run '" + name + "': a run's name must be a plain name (letters, digits, "
+                                "'.', '_', '-'), such as 2026-12-02 or shard1");
+  }
 }
 
 }  // namespace qb

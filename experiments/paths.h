@@ -13,4 +13,9 @@ std::string resolve_user_path(const std::string& path);
 /// A path written in a config file, relative to the workspace root.
 std::string resolve_config_path(const std::string& path);
 
+/// Checks a run directory's name (--run): letters, digits, '.', '_', '-', not "." or "..",
+/// so that a run stays inside its experiment's output directory; std::invalid_argument
+/// otherwise.
+void check_run_name(const std::string& name);
+
 }  // namespace qb

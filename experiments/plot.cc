@@ -1,9 +1,15 @@
 #include "experiments/plot.h"
 
+#include <unistd.h>
+
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <memory>
+#include <sstream>
 #include <stdexcept>
+
+#include "base/atomic_file.h"
 
 namespace qb {
 
@@ -77,16 +83,27 @@ std::string gnuplot_script(const PlotSpec& spec, const std::string& svg_path) {
 }
 
 void render_svg(const PlotSpec& spec, const std::string& svg_path) {
+  // gnuplot draws into a scratch file, which is then written like every other file: gnuplot
+  // itself does not say when a full disk cut its output short.
+  const std::string drawn = svg_path + ".gnuplot." + std::to_string(::getpid());
   std::unique_ptr<FILE, int (*)(FILE*)> gnuplot(popen("gnuplot > /dev/null", "w"), pclose);
   if (!gnuplot) throw std::runtime_error("cannot start gnuplot");
-  const std::string script = gnuplot_script(spec, svg_path);
+  const std::string script = gnuplot_script(spec, drawn);
   std::fwrite(script.data(), 1, script.size(), gnuplot.get());
   int status = pclose(gnuplot.release());
+  std::ifstream in(drawn, std::ios::binary);
+  std::stringstream svg;
+  svg << in.rdbuf();
+  std::remove(drawn.c_str());
   if (status != 0) {
     throw std::runtime_error(
         "gnuplot failed drawing " + svg_path + " (exit status " + std::to_string(status) +
         (WEXITSTATUS(status) == 127 ? "): install it with apt-get install gnuplot-nox" : ")"));
   }
+  if (svg.str().find("</svg>") == std::string::npos) {
+    throw WriteError(svg_path + ": cannot write: gnuplot's drawing is incomplete (disk full?)");
+  }
+  write_file_atomically(svg_path, svg.str());
 }
 
 }  // namespace qb

@@ -49,8 +49,7 @@ at::Tensor read_calibration(const std::string& path) {
     try {
       for (const auto& [key, tensor] : read_state_dict(path)) keys += (keys.empty() ? "" : ", ") + key;
     } catch (const CheckpointError&) {
-      throw UsageError("--calibration " + path + ": not a tensor saved with torch.save: " +
-                       e.what_without_backtrace());
+      throw UsageError("--calibration " + path + ": not a tensor saved with torch.save: " + archive_error(e));
     }
     throw UsageError("--calibration " + path + ": holds a dict (" + keys +
                      "), not a tensor; save the images themselves: torch.save(images, path)");

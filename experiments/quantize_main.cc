@@ -2,7 +2,6 @@
 // A TorchScript model in, an int8 TorchScript model out (experiments/quantize.h).
 
 #include <ATen/Parallel.h>
-#include <c10/util/Exception.h>
 
 #include <cstdio>
 #include <iostream>
@@ -10,6 +9,7 @@
 #include <vector>
 
 #include "eval/progress.h"
+#include "experiments/error_message.h"
 #include "experiments/paths.h"
 #include "experiments/quantize.h"
 
@@ -17,7 +17,11 @@ namespace qb {
 namespace {
 
 int quantize_main(int argc, char** argv) {
-  std::vector<std::string> arguments(argv + 1, argv + argc);
+  const bool debug = debug_requested(argc, argv);
+  std::vector<std::string> arguments;
+  for (int i = 1; i < argc; ++i) {
+    if (std::string(argv[i]) != "--debug") arguments.push_back(argv[i]);
+  }
   for (const std::string& argument : arguments) {
     if (argument == "--help" || argument == "-h") {
       std::cout << quantize_usage();
@@ -49,11 +53,8 @@ int quantize_main(int argc, char** argv) {
   } catch (const UsageError& e) {
     std::cerr << "quantize: " << e.what() << "\n";
     return 2;
-  } catch (const c10::Error& e) {
-    std::cerr << "quantize: " << e.what_without_backtrace() << "\n";
-    return 1;
   } catch (const std::exception& e) {
-    std::cerr << "quantize: " << e.what() << "\n";
+    std::cerr << "quantize: " << error_message(e, debug) << "\n";
     return 1;
   }
 }

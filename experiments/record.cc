@@ -204,6 +204,7 @@ json to_json(const Provenance& p) {
             {"environment", to_json(p.environment)},
             {"elapsed_s", p.elapsed_s}};
   if (!p.torchscript.empty()) j["torchscript"] = p.torchscript;
+  if (p.skipped_files > 0) j["skipped_files"] = p.skipped_files;
   return j;
 }
 Provenance provenance_from_json(const json& j) {
@@ -218,18 +219,30 @@ Provenance provenance_from_json(const json& j) {
   p.data_fingerprint = j.value("data_fingerprint", "");
   p.evaluation_subset_fingerprint = j.value("evaluation_subset_fingerprint", "");
   p.evaluation_cached = j.value("evaluation_cached", false);
+  p.skipped_files = j.value("skipped_files", int64_t{0});
   p.environment = record_environment_from_json(j.value("environment", json::object()));
   p.elapsed_s = j.value("elapsed_s", 0.0);
   return p;
 }
 
+/// nlohmann's message without its "[json.exception.type_error.302] " tag.
+std::string json_error(const std::exception& e) {
+  std::string text = e.what();
+  if (text.rfind("[json.exception.", 0) == 0) {
+    const size_t end = text.find("] ");
+    if (end != std::string::npos) text = text.substr(end + 2);
+  }
+  return text;
+}
+
 /// `parse(json.at(key))`, with `key` named in the error of a missing or mistyped field.
 template <typename Parse>
 auto field(const json& j, const std::string& key, Parse parse) {
+  if (!j.contains(key)) throw std::invalid_argument(key + ": missing");
   try {
     return parse(j.at(key));
   } catch (const std::exception& e) {
-    throw std::invalid_argument(key + ": " + e.what());
+    throw std::invalid_argument(key + ": " + json_error(e));
   }
 }
 
@@ -284,7 +297,10 @@ json to_json(const Record& r) {
   return j;
 }
 
-Record record_from_json(const json& j) {
+namespace {
+
+/// The fields of a record object; nlohmann exceptions for a wrong type deep inside.
+Record record_fields(const json& j) {
   Record r;
   r.error = j.value("error", "");
   r.config_hash = r.failed() ? j.value("failed_config_hash", "")
@@ -313,6 +329,17 @@ Record record_from_json(const json& j) {
   if (!j.value("trust", json()).is_null()) r.trust = field(j, "trust", trust_from_json);
   r.google_benchmark = j.value("google_benchmark", json());
   return r;
+}
+
+}  // namespace
+
+Record record_from_json(const json& j) {
+  if (!j.is_object()) throw std::invalid_argument("a record is a JSON object, not " + std::string(j.type_name()));
+  try {
+    return record_fields(j);
+  } catch (const json::exception& e) {
+    throw std::invalid_argument(json_error(e));
+  }
 }
 
 std::vector<Record> parse_records(const std::vector<json>& records) {

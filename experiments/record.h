@@ -109,6 +109,9 @@ struct Provenance {
   std::string data_fingerprint;
   std::string evaluation_subset_fingerprint;
   bool evaluation_cached = false;
+  /// Files the data reader skipped as undecodable (skip_corrupt), listed in the run
+  /// directory's skipped_files.txt.
+  int64_t skipped_files = 0;
   RecordEnvironment environment;
   double elapsed_s = 0.0;
 };

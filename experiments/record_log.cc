@@ -13,6 +13,8 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "base/atomic_file.h"
+
 namespace qb {
 
 namespace {
@@ -117,16 +119,7 @@ RecordLog::~RecordLog() {
 }
 
 void RecordLog::append(const Record& record) {
-  const std::string line = to_json(record).dump() + "\n";
-  int fd = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0) fail(path_, "cannot open for appending");
-  // One write() of the whole line: O_APPEND makes it land after every earlier record.
-  ssize_t written = ::write(fd, line.data(), line.size());
-  if (written != static_cast<ssize_t>(line.size()) || ::fsync(fd) != 0) {
-    ::close(fd);
-    fail(path_, "cannot append a record");
-  }
-  ::close(fd);
+  append_durably(path_, to_json(record).dump() + "\n");
   records_.push_back(record);
   if (!record.failed()) measured_.insert({record.config_hash, record.part});
 }

@@ -8,6 +8,7 @@
 #include <set>
 #include <sstream>
 
+#include "base/atomic_file.h"
 #include "experiments/metrics.h"
 #include "experiments/record_log.h"
 #include "experiments/run_tables.h"
@@ -55,11 +56,6 @@ std::string html_escape(const std::string& text) {
     }
   }
   return out;
-}
-
-void write_text(const std::string& path, const std::string& text) {
-  std::ofstream(path + ".tmp", std::ios::binary) << text;
-  fs::rename(path + ".tmp", path);
 }
 
 
@@ -266,7 +262,7 @@ void append_history(const std::string& path, const std::string& run,
   if (!fs::path(path).parent_path().empty()) fs::create_directories(fs::path(path).parent_path());
   std::string text;
   for (const auto& entry : history) text += entry.dump() + "\n";
-  write_text(path, text);
+  write_file_atomically(path, text);
 }
 
 std::vector<std::pair<std::string, PlotSpec>> history_plots(
@@ -438,7 +434,7 @@ std::vector<std::string> write_report(const std::string& out_dir, const std::str
     written.push_back(path);
     relative.push_back("plots/" + stem + ".svg");
   }
-  write_text(out_dir + "/report.html", html_report(title, records, relative));
+  write_file_atomically(out_dir + "/report.html", html_report(title, records, relative));
   written.push_back(out_dir + "/report.html");
   return written;
 }
@@ -495,7 +491,7 @@ std::vector<std::string> write_published(
       written.push_back(path);
     }
   }
-  write_text(dir + "/README.md", published_markdown(runs));
+  write_file_atomically(dir + "/README.md", published_markdown(runs));
   written.push_back(dir + "/README.md");
   return written;
 }

@@ -10,6 +10,7 @@
 
 #include "experiments/compare.h"
 #include "experiments/paths.h"
+#include "experiments/error_message.h"
 #include "experiments/record_log.h"
 #include "experiments/report.h"
 #include "experiments/table.h"
@@ -47,7 +48,9 @@ int report_main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     const bool has_value = i + 1 < argc;
-    if (arg == "--out" && has_value) {
+    if (arg == "--debug") {
+      continue;  // read by main()
+    } else if (arg == "--out" && has_value) {
       out = resolve_user_path(argv[++i]);
     } else if (arg == "--title" && has_value) {
       title = argv[++i];
@@ -90,7 +93,8 @@ int main(int argc, char** argv) {
   try {
     return qb::report_main(argc, argv);
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "error: %s\n%s", e.what(), qb::kUsage);
+    std::fprintf(stderr, "error: %s\n%s", qb::error_message(e, qb::debug_requested(argc, argv)).c_str(),
+                 qb::kUsage);
     return 2;
   }
 }

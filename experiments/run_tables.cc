@@ -1,8 +1,8 @@
 #include "experiments/run_tables.h"
 
 #include <filesystem>
-#include <fstream>
 
+#include "base/atomic_file.h"
 #include "experiments/table.h"
 
 namespace qb {
@@ -12,9 +12,7 @@ void write_run_tables(const std::string& run_dir, const std::vector<Record>& rec
   fs::create_directories(run_dir);
   const std::vector<TableRow> rows = table_rows(records);  // failures are listed by the runner
   auto write = [&](const std::string& name, const std::string& text) {
-    const std::string path = run_dir + "/" + name;
-    std::ofstream(path + ".tmp", std::ios::binary) << text;
-    fs::rename(path + ".tmp", path);
+    write_file_atomically(run_dir + "/" + name, text);
   };
   write("table.md", markdown_table(rows));
   write("table.csv", csv_table(rows));

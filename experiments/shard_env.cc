@@ -1,8 +1,9 @@
 #include "experiments/shard_env.h"
 
 #include <cstdlib>
-#include <fstream>
 #include <stdexcept>
+
+#include "base/atomic_file.h"
 
 namespace qb {
 
@@ -69,7 +70,7 @@ std::pair<int, int> shard_from_environment(const std::string& spec, const EnvLoo
     return checked(number(env, "JOB_COMPLETION_INDEX") + 1, *count, "JOB_COMPLETION_INDEX");
   }
   if (env("TEST_SHARD_INDEX") && env("TEST_TOTAL_SHARDS")) {
-    if (auto status = env("TEST_SHARD_STATUS_FILE")) std::ofstream(*status).flush();
+    if (auto status = env("TEST_SHARD_STATUS_FILE")) write_file_atomically(*status, "");
     return checked(number(env, "TEST_SHARD_INDEX") + 1, number(env, "TEST_TOTAL_SHARDS"),
                    "Bazel test sharding");
   }

@@ -9,7 +9,9 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <sstream>
 
+#include "base/atomic_file.h"
 #include "data/hash.h"
 #include "eval/accuracy.h"
 #include "eval/environment.h"
@@ -17,6 +19,7 @@
 #include "eval/onednn_isa.h"
 #include "eval/model_size.h"
 #include "eval/progress.h"
+#include "experiments/error_message.h"
 #include "experiments/latency_runner.h"
 #include "experiments/paths.h"
 #include "experiments/points.h"
@@ -87,16 +90,19 @@ class Runner {
 
   SweepSummary run() {
     std::vector<Point> points = shard(expand(e_), options_.shard_k, options_.shard_n);
-    RecordLog log(run_dir_ + "/records.jsonl");
-    // A TorchScript file holds the weights, so its hash stands where the checkpoint's would.
-    const std::string& weights_file =
-        e_.model.torchscript.empty() ? e_.model.checkpoint : e_.model.torchscript;
-    checkpoint_sha256_ = weights_file.empty() ? "" : file_sha256(weights_file);
-
-    std::vector<std::pair<Point, std::string>> todo;
+    check(points);
     SweepSummary summary;
     summary.points = static_cast<int>(points.size());
     summary.run_dir = run_dir_;
+    if (options_.check_only) {
+      std::fprintf(stderr, "%s: the experiment checks out: %d points, models load and run on the data\n",
+                   e_.name.c_str(), summary.points);
+      return summary;
+    }
+    claim_run_dir();
+    RecordLog log(run_dir_ + "/records.jsonl");
+
+    std::vector<std::pair<Point, std::string>> todo;
     for (const Point& point : points) {
       std::string hash = config_hash(point_config(e_, point, checkpoint_sha256_));
       if (!options_.force && log.contains(hash, options_.part)) {
@@ -118,7 +124,6 @@ class Runner {
         latency_.emplace(options_.latency_probe.empty() ? find_latency_probe("") : options_.latency_probe,
                          run_dir_, e_.contention);
       }
-      if (!e_.model.torchscript.empty()) import_model();
       int64_t most_samples = 0;
       for (const auto& [point, hash] : todo) most_samples = std::max(most_samples, point.samples);
       data_.emplace(e_, evaluation_source_, calibration_source_, most_samples, evaluates_accuracy());
@@ -143,8 +148,9 @@ class Runner {
       } catch (const std::exception& e) {
         // One point's failure (a kernel the engine refuses, say) must not cost the others; it
         // is recorded, reported at the end, and tried again by the next run.
-        std::fprintf(stderr, "  FAILED: %s\n", e.what());
-        failures.push_back(name + ": " + e.what());
+        const std::string message = error_message(e);
+        std::fprintf(stderr, "  FAILED: %s\n", message.c_str());
+        failures.push_back(name + ": " + message);
         current_.reset();
         Record failure;
         failure.config_hash = hash;
@@ -152,7 +158,7 @@ class Runner {
         failure.label = point.label();
         failure.point = point;
         failure.part = options_.part;
-        failure.error = e.what();
+        failure.error = message;
         failure.provenance.environment.machine = environment_;
         log.append(failure);
       }
@@ -172,9 +178,81 @@ class Runner {
   bool times() const { return options_.part != RecordPart::kAccuracy; }
   bool evaluates_accuracy() const { return e_.evaluation.accuracy && options_.part != RecordPart::kLatency; }
 
+  /// Everything about the experiment that can be known before work, checked cheaply and once
+  /// (the reader checked the file's syntax, keys, types and ranges): each model builds and
+  /// takes its weights, runs on one image of the data giving a logit per class, and the
+  /// calibration split holds the largest calibration size.
+  void check(const std::vector<Point>& points) {
+    check_run_name(options_.run);
+    // A TorchScript file holds the weights, so its hash stands where the checkpoint's would.
+    const std::string& weights_file =
+        e_.model.torchscript.empty() ? e_.model.checkpoint : e_.model.torchscript;
+    checkpoint_sha256_ = weights_file.empty() ? "" : file_sha256(weights_file);
+    if (!e_.model.torchscript.empty()) import_model();
+    if (evaluation_source_.size() == 0) throw std::invalid_argument(evaluation_source_.describe() + ": no examples");
+    const at::Tensor image = evaluation_source_.image(0).unsqueeze(0);
+    at::NoGradGuard no_grad;
+    for (const std::string& architecture : e_.model.architectures) {
+      const std::string where = e_.model.torchscript.empty() ? "model " + architecture : "model.torchscript";
+      const GraphModule& model = fp32_model(architecture);  // builds it and loads its weights, once
+      at::Tensor logits;
+      try {
+        logits = Interpreter(model).run(image);
+      } catch (const std::exception& error) {
+        throw std::invalid_argument(where + " cannot run on " + evaluation_source_.describe() +
+                                    " images of shape " + c10::str(image.sizes()) + ": " + error_message(error));
+      }
+      for (const Dataset* data : {&evaluation_source_, &calibration_source_}) {
+        if (logits.dim() != 2 || logits.size(1) < data->num_classes()) {
+          throw std::invalid_argument(
+              (e_.model.torchscript.empty() ? "model.num_classes: model " + architecture : where) + " gives " +
+              std::to_string(logits.dim() == 2 ? logits.size(1) : logits.numel()) + " logits, but " +
+              data->describe() + " has " + std::to_string(data->num_classes()) + " classes");
+        }
+      }
+    }
+    int64_t most_samples = 0;
+    for (const Point& point : points) most_samples = std::max(most_samples, point.samples);
+    check_calibration_size(calibration_source_, most_samples);
+  }
+
+  /// A run directory holds one experiment's records: the first sweep into it writes run.json
+  /// (the experiment's name and file hash); another experiment is refused unless --force.
+  void claim_run_dir() const {
+    const std::string path = run_dir_ + "/run.json";
+    nlohmann::json owner = {{"experiment", e_.name}, {"experiment_sha256", e_.file_sha256}};
+    if (fs::exists(path)) {
+      std::ifstream in(path);
+      const nlohmann::json recorded = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+      const std::string name = recorded.is_object() ? recorded.value("experiment", "") : "";
+      if (name != e_.name && !options_.force) {
+        throw std::invalid_argument(run_dir_ + " holds the records of experiment '" + name + "', not '" + e_.name +
+                                    "': give this sweep another --run or [output] dir (or --force to mix them)");
+      }
+      if (recorded.is_object() && recorded.value("experiment_sha256", "") != e_.file_sha256) {
+        std::fprintf(stderr, "note: %s changed since this run began; its points are resumed by configuration\n",
+                     e_.file.c_str());
+      }
+      if (name == e_.name) return;
+    }
+    fs::create_directories(run_dir_);
+    write_file_atomically(path, owner.dump(2) + "\n");
+  }
+
   void save_experiment_copy() const {
     fs::create_directories(run_dir_);
-    fs::copy_file(e_.file, run_dir_ + "/experiment.toml", fs::copy_options::overwrite_existing);
+    const std::vector<std::string> skipped = evaluation_source_.skipped_files();
+    if (!skipped.empty()) {
+      std::string list;
+      for (const std::string& file : skipped) list += file + "\n";
+      write_file_atomically(run_dir_ + "/skipped_files.txt", list);
+      std::fprintf(stderr, "note: the data reader skipped %zu undecodable file(s) (skip_corrupt), listed in %s\n",
+                   skipped.size(), (run_dir_ + "/skipped_files.txt").c_str());
+    }
+    std::ifstream in(e_.file, std::ios::binary);
+    std::stringstream text;
+    text << in.rdbuf();
+    write_file_atomically(run_dir_ + "/experiment.toml", text.str());
   }
 
   // --- models -----------------------------------------------------------------------------
@@ -446,6 +524,7 @@ class Runner {
     p.data_fingerprint = hex64(data_->data_fingerprint());
     p.evaluation_subset_fingerprint = hex64(data_->evaluation_fingerprint());
     p.evaluation_cached = data_->evaluation_cached();
+    p.skipped_files = static_cast<int64_t>(evaluation_source_.skipped_files().size());
     p.environment.machine = environment_;
     p.environment.machine.date_utc = utc_now();  // when this point was measured
     p.environment.machine.intra_op_threads = static_cast<int>(point.threads);

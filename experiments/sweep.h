@@ -20,8 +20,10 @@
 namespace qb {
 
 struct SweepOptions {
-  /// Recompute points already recorded.
+  /// Recompute points already recorded (and write into a run directory of another experiment).
   bool force = false;
+  /// Only check the experiment (models load and run on the data, sizes fit), measuring nothing.
+  bool check_only = false;
   /// Run shard k of n (see points.h).
   int shard_k = 1;
   int shard_n = 1;

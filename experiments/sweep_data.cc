@@ -1,5 +1,6 @@
 #include "experiments/sweep_data.h"
 
+#include <cstdio>
 #include <stdexcept>
 
 #include "data/batches.h"
@@ -9,9 +10,29 @@
 
 namespace qb {
 
+namespace {
+
+/// Says which examples did not decode: the points that read them fail, the others go on.
+void warn_undecodable(const CachedDataset& set, const std::string& role) {
+  if (set.errors().empty()) return;
+  std::fprintf(stderr, "WARNING: %zu %s example(s) could not be decoded; the points that use them fail:\n",
+               set.errors().size(), role.c_str());
+  for (const auto& [index, error] : set.errors()) std::fprintf(stderr, "  %s\n", error.c_str());
+}
+
+}  // namespace
+
+void check_calibration_size(const Dataset& calibration, int64_t most_samples) {
+  if (most_samples > calibration.size()) {
+    throw std::invalid_argument("calibration.samples: " + std::to_string(most_samples) + " samples asked for, but " +
+                                calibration.describe() + " has only " + std::to_string(calibration.size()));
+  }
+}
+
 SweepData::SweepData(const Experiment& e, const Dataset& evaluation, const Dataset& calibration,
                      int64_t most_samples, bool evaluates_accuracy)
     : e_(e), evaluation_source_(evaluation), calibration_source_(calibration) {
+  check_calibration_size(calibration_source_, most_samples);
   std::vector<int64_t> eval_indices;
   const int64_t n = e_.evaluation.limit > 0 ? std::min(e_.evaluation.limit, evaluation_source_.size())
                                             : evaluation_source_.size();
@@ -26,13 +47,9 @@ SweepData::SweepData(const Experiment& e, const Dataset& evaluation, const Datas
     cached_evaluation_ = std::make_unique<CachedDataset>(
         *evaluation_view_, e_.evaluation.workers, [&](int64_t done) { progress.update(done); });
     progress.finish();
+    warn_undecodable(*cached_evaluation_, "evaluation");
   }
 
-  if (most_samples > calibration_source_.size()) {
-    throw std::invalid_argument("calibration.samples: " + std::to_string(most_samples) +
-                                " samples asked for, but " + calibration_source_.describe() +
-                                " has only " + std::to_string(calibration_source_.size()));
-  }
   if (most_samples == 0) return;
   const bool same_split = &calibration_source_ == &evaluation_source_;
   for (uint64_t seed : e_.calibration.seeds) {
@@ -54,6 +71,7 @@ SweepData::SweepData(const Experiment& e, const Dataset& evaluation, const Datas
         subset, e_.evaluation.workers, [&](int64_t done) { progress.update(done); });
     calibration_fingerprints_[seed] = hex64(subset.fingerprint());
     progress.finish();
+    warn_undecodable(*calibration_sets_[seed], "calibration (seed " + std::to_string(seed) + ")");
   }
 }
 

@@ -17,6 +17,10 @@
 
 namespace qb {
 
+/// std::invalid_argument naming calibration.samples when `calibration` has fewer than
+/// `most_samples` examples.
+void check_calibration_size(const Dataset& calibration, int64_t most_samples);
+
 class SweepData {
  public:
   /// Chooses and decodes; `most_samples` is the largest calibration size any point uses, and

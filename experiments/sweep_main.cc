@@ -15,6 +15,7 @@
 #include "experiments/experiment.h"
 #include "experiments/paths.h"
 #include "experiments/points.h"
+#include "experiments/error_message.h"
 #include "experiments/shard_env.h"
 #include "experiments/sweep.h"
 
@@ -25,7 +26,10 @@ constexpr const char* kUsage =
     "usage: bazel run //experiments:sweep -- EXPERIMENT.toml [--run NAME] [--force] [--shard K/N|auto[/N]]\n"
     "  --run NAME   the run directory under the experiment's output dir (default: default);\n"
     "               points already recorded there are skipped\n"
-    "  --force      measure recorded points again\n"
+    "  --force      measure recorded points again (and write into another experiment's run)\n"
+    "  --check      only check the experiment: the file, the data, and that each model loads\n"
+    "               its weights and runs on the data; measures nothing\n"
+    "  --debug      errors with LibTorch's backtraces\n"
     "  --shard K/N  measure only shard K of N (merge shards with //experiments:report)\n"
     "  --shard auto[/N]  K/N from a Slurm array, a Kubernetes indexed Job (N given) or Bazel\n"
     "               test sharding (experiments/shard_env.h)\n"
@@ -38,8 +42,12 @@ int sweep_main(int argc, char** argv) {
   SweepOptions options;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
-    if (arg == "--force") {
+    if (arg == "--debug") {
+      continue;  // read by main()
+    } else if (arg == "--force") {
       options.force = true;
+    } else if (arg == "--check") {
+      options.check_only = true;
     } else if ((arg == "--run" || arg == "--shard" || arg == "--part") && i + 1 < argc) {
       std::string value = argv[++i];
       if (arg == "--run") {
@@ -66,14 +74,16 @@ int sweep_main(int argc, char** argv) {
   at::set_num_interop_threads(1);
 
   options.latency_probe = find_latency_probe(argv[0]);
+  // The whole file first (syntax, keys, types, ranges, that files exist), then the data; the
+  // sweep then checks the models on it before any work (SweepOptions::check_only).
   Config config = Config::from_file(file);
   Experiment experiment = read_experiment(config, file);
-  std::unique_ptr<Dataset> evaluation = open_dataset(config, "data", experiment.evaluation.split);
-  std::unique_ptr<Dataset> calibration;
-  if (experiment.calibration.split != experiment.evaluation.split) {
-    calibration = open_dataset(config, "data", experiment.calibration.split);
-  }
+  DatasetOpener open_evaluation = read_dataset(config, "data", experiment.evaluation.split);
+  DatasetOpener open_calibration = read_dataset(config, "data", experiment.calibration.split);
   config.reject_unknown_keys();
+  std::unique_ptr<Dataset> evaluation = open_evaluation();
+  std::unique_ptr<Dataset> calibration;
+  if (experiment.calibration.split != experiment.evaluation.split) calibration = open_calibration();
   SweepSummary summary =
       run_sweep(experiment, *evaluation, calibration ? *calibration : *evaluation, options);
   if (summary.failed > 0) {
@@ -91,7 +101,7 @@ int main(int argc, char** argv) {
   try {
     return qb::sweep_main(argc, argv);
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "error: %s\n", e.what());
+    std::fprintf(stderr, "error: %s\n", qb::error_message(e, qb::debug_requested(argc, argv)).c_str());
     return 1;
   }
 }

@@ -19,6 +19,7 @@ namespace qb {
 double scheduled_learning_rate(const TrainOptions& options, int64_t epoch) {
   if (options.schedule == "constant") return options.learning_rate;
   if (options.schedule == "step") {
+    if (options.step_epochs < 1) throw std::invalid_argument("step_epochs must be >= 1");
     return options.learning_rate * std::pow(options.gamma, epoch / options.step_epochs);
   }
   if (options.schedule == "cosine") {
@@ -53,6 +54,18 @@ std::vector<EpochStats> train_classifier(GraphModule& gm, const Dataset& train,
   if (options.epochs < 1) throw std::invalid_argument("epochs must be >= 1");
   if (options.batch_size < 1) throw std::invalid_argument("batch_size must be >= 1");
   scheduled_learning_rate(options, 0);  // rejects an unknown schedule before any work
+  if (train.size() == 0) throw std::invalid_argument(train.describe() + ": no examples to train on");
+  {
+    // Labels must index the model's logits: otherwise every batch fails in the loss. In eval
+    // mode, so that BatchNorm's statistics do not see this image.
+    at::NoGradGuard no_grad;
+    gm.train(false);
+    const at::Tensor logits = Interpreter(gm).run(train.image(0).unsqueeze(0));
+    if (logits.dim() != 2 || logits.size(1) < train.num_classes()) {
+      throw std::invalid_argument("the model gives " + std::to_string(logits.size(-1)) + " logits, but " +
+                                  train.describe() + " has " + std::to_string(train.num_classes()) + " classes");
+    }
+  }
 
   std::vector<at::Tensor> parameters;
   for (auto& [name, parameter] : gm.parameters()) parameters.push_back(parameter);

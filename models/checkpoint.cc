@@ -21,7 +21,6 @@
 #include <ATen/ATen.h>
 #include <caffe2/serialize/inline_container.h>
 #include <caffe2/serialize/read_adapter_interface.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -36,6 +35,8 @@
 #include <set>
 #include <sstream>
 #include <unordered_map>
+
+#include "base/atomic_file.h"
 
 namespace qb {
 namespace {
@@ -853,8 +854,19 @@ StateDict parse_state_dict(const std::string& bytes, const std::string& origin_f
     return to_state_dict(*unpickler.run(), origin);
   } catch (const c10::Error& e) {
     // The zip reader reports damage (truncation, bad CRC, missing version) as c10::Error.
-    throw CheckpointError(origin + ": " + e.what_without_backtrace());
+    throw CheckpointError(origin + ": not a torch.save file: " + archive_error(e));
   }
+}
+
+std::string archive_error(const c10::Error& error) {
+  std::string text = error.what_without_backtrace();
+  if (text.rfind("[enforce fail at ", 0) == 0) {
+    const size_t end = text.find("] ");
+    if (end != std::string::npos) text = text.substr(end + 2);
+    if (text.rfind(". ", 0) == 0) text = text.substr(2);
+  }
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+  return text;
 }
 
 std::string serialize_state_dict(const StateDict& sd) {
@@ -882,23 +894,10 @@ void write_state_dict(const std::string& path, const StateDict& sd) {
   } catch (const std::exception& e) {
     throw CheckpointError(path + ": " + e.what());
   }
-  // Same folder, so the rename stays within one file system; the pid keeps concurrent writers apart.
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw CheckpointError(path + ": cannot create " + tmp + ": " + std::strerror(errno));
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    out.close();
-    if (!out) {
-      std::filesystem::remove(tmp);
-      throw CheckpointError(path + ": writing " + tmp + " failed");
-    }
-  }
-  std::error_code error;
-  std::filesystem::rename(tmp, path, error);
-  if (error) {
-    std::filesystem::remove(tmp);
-    throw CheckpointError(path + ": cannot rename " + tmp + " into place: " + error.message());
+  try {
+    write_file_atomically(path, bytes);
+  } catch (const WriteError& e) {
+    throw CheckpointError(e.what());
   }
 }
 

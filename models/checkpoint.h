@@ -18,6 +18,7 @@
 // `model.state_dict()` does, so torch.load returns the same type.
 
 #include <ATen/core/Tensor.h>
+#include <c10/util/Exception.h>
 
 #include <stdexcept>
 #include <string>
@@ -33,6 +34,11 @@ using StateDict = std::vector<std::pair<std::string, at::Tensor>>;
 struct CheckpointError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
+
+/// What LibTorch's archive reader says is wrong with a file, without its source location
+/// ("[enforce fail at inline_container.cc:129] . file in archive is not in a subdirectory:
+/// x" becomes "file in archive is not in a subdirectory: x").
+std::string archive_error(const c10::Error& error);
 
 /// Reads a torch.save file holding a flat state dict; tensors own their memory and live on the CPU.
 StateDict read_state_dict(const std::string& path);

@@ -5,12 +5,12 @@
 #include <torch/csrc/jit/frontend/sugared_value.h>
 
 #include <algorithm>
-#include <cstdio>
-#include <filesystem>
+#include <cctype>
 #include <map>
 #include <set>
 #include <sstream>
 
+#include "base/atomic_file.h"
 #include "quant/ops.h"
 
 namespace qb {
@@ -58,8 +58,13 @@ class Writer {
 
   /// `self.<name>` for `value`, registered once; `dotted` is the key it stands for.
   std::string attribute(const std::string& dotted, c10::IValue value) {
+    // A TorchScript identifier: module paths hold dots, and may hold dashes (RegNet's
+    // "block1-0") or start with a digit (a top-level nn.Sequential's "0.weight").
     std::string name = dotted;
-    std::replace(name.begin(), name.end(), '.', '_');
+    for (char& c : name) {
+      if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+    }
+    if (name.empty() || std::isdigit(static_cast<unsigned char>(name[0]))) name = "m_" + name;
     auto known = attribute_keys_.find(name);
     if (known == attribute_keys_.end()) {
       attribute_keys_.emplace(name, dotted);
@@ -171,18 +176,16 @@ std::string torchscript_source(const GraphModule& model) { return Writer(model).
 
 void export_torchscript(const GraphModule& model, const std::string& path) {
   jit::Module module = build_module(model);
-  const std::string temporary = path + ".tmp";
+  std::ostringstream bytes;
   try {
-    module.save(temporary);
+    module.save(bytes);
   } catch (const c10::Error& e) {
-    std::remove(temporary.c_str());
     throw ExportError(path + ": cannot write: " + e.what_without_backtrace());
   }
-  std::error_code error;
-  std::filesystem::rename(temporary, path, error);
-  if (error) {
-    std::remove(temporary.c_str());
-    throw ExportError(path + ": cannot write: " + error.message());
+  try {
+    write_file_atomically(path, bytes.str());
+  } catch (const WriteError& e) {
+    throw ExportError(e.what());
   }
 }
 

@@ -8,6 +8,8 @@
 #include <torch/csrc/jit/passes/inliner.h>
 #include <torch/csrc/jit/serialization/import.h>
 
+#include <cctype>
+#include <fstream>
 #include <functional>
 #include <map>
 #include <optional>
@@ -35,6 +37,38 @@ std::string source_line(const jit::Node* node) {
   if (!location) return "";
   const auto& [file, line, column] = *location;
   return " at " + file + ":" + std::to_string(line);
+}
+
+// Whether the Python source of `node` called `method` as a method (`x.flatten(1)`) rather
+// than as torch's function (`torch.flatten(x, 1)`). A scripted file keeps the call's own
+// text; a traced one only the file and line of the call, read here when the file is still
+// there. Without either, the function.
+bool written_as_method(const jit::Node* node, const std::string& method) {
+  jit::SourceRange range = node->sourceRange();
+  if (auto original = range.findSourceRangeThatGenerated()) range = *original;
+  std::string text = range.text().str();
+  // A traced call's range is the Python stack that made it: "/path/net.py(381): forward\n...".
+  static const std::regex frame(R"(^([^\n]+)\((\d+)\): )");
+  std::smatch match;
+  if (std::regex_search(text, match, frame)) {
+    const std::string file = match[1];
+    const long line = std::stol(match[2]);
+    std::ifstream in(file);
+    text.clear();
+    for (long i = 0; i < line && std::getline(in, text); ++i) {
+    }
+  }
+  const std::string dotted = "." + method;
+  for (size_t at = text.find(dotted); at != std::string::npos; at = text.find(dotted, at + 1)) {
+    const size_t end = at + dotted.size();
+    if (end < text.size() && text[end] != '(' && !std::isspace(static_cast<unsigned char>(text[end]))) continue;
+    size_t start = at;
+    while (start > 0 && (std::isalnum(static_cast<unsigned char>(text[start - 1])) || text[start - 1] == '_')) {
+      --start;
+    }
+    if (text.compare(start, at - start, "torch") != 0) return true;
+  }
+  return false;
 }
 
 // "[3, 1]", as Python prints a list.
@@ -317,6 +351,12 @@ std::shared_ptr<Module> make_dropout(const jit::Module&, const LeafGraph& g) {
   return std::make_shared<Dropout>(g.constant(dropout, 1, "p").toDouble());
 }
 
+std::shared_ptr<Module> make_flatten(const jit::Module&, const LeafGraph& g) {
+  const jit::Node* flatten = g.op({"aten::flatten"});
+  return std::make_shared<Flatten>(g.constant(flatten, 1, "start_dim").toInt(),
+                                   g.constant(flatten, 2, "end_dim").toInt());
+}
+
 const std::map<std::string, LeafFactory>& leaf_factories() {
   static const std::map<std::string, LeafFactory> table = {
       {"torch.nn.modules.conv.Conv2d", make_conv2d},
@@ -336,6 +376,7 @@ const std::map<std::string, LeafFactory>& leaf_factories() {
       {"torch.nn.modules.activation.Tanh", elementwise("Tanh")},
       {"torch.nn.modules.pooling.AdaptiveAvgPool2d", make_adaptive_avg_pool2d},
       {"torch.nn.modules.dropout.Dropout", make_dropout},
+      {"torch.nn.modules.flatten.Flatten", make_flatten},
       {"torch.nn.modules.linear.Identity",
        [](const jit::Module&, const LeafGraph&) { return std::make_shared<Identity>(); }},
   };
@@ -862,8 +903,10 @@ class Importer {
       call = {"relu", {tensor(0)}, {}};
     } else if (kind == "aten::flatten") {
       // TorchScript spells out the defaults; FX records only what the code passed, and
-      // torchvision passes start_dim alone.
-      call = {"flatten", {tensor(0)}, {{"start_dim", integer(1)}}};
+      // torchvision passes start_dim alone. The method and the function compile to one op,
+      // which PyTorch FX quantizes differently; the recorded source tells them apart.
+      call = {written_as_method(node, "flatten") ? "Tensor.flatten" : "flatten", {tensor(0)},
+              {{"start_dim", integer(1)}}};
       if (integer(2) != -1) call.attrs.emplace_back("end_dim", integer(2));
     } else if (kind == "aten::adaptive_avg_pool2d") {
       call = {"adaptive_avg_pool2d", {tensor(0)}, {{"output_size", ints(1)}}};

@@ -113,7 +113,8 @@ std::string Graph::call_function(const std::string& function, std::vector<std::s
   Node node;
   node.op = NodeOp::kCallFunction;
   node.target = function;
-  node.name = name.empty() ? function : name;
+  // A method ("Tensor.flatten") is named by its name alone, as FX names call_method nodes.
+  node.name = name.empty() ? function.substr(function.rfind('.') + 1) : name;
   node.inputs = std::move(inputs);
   node.attrs = std::move(attrs);
   return insert_at(nodes_.size(), std::move(node));

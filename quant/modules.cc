@@ -207,6 +207,14 @@ at::Tensor Dropout::forward(const std::vector<at::Tensor>& inputs) {
 
 std::string Dropout::extra_repr() const { return "p=" + py_float(p_) + ", inplace=False"; }
 
+at::Tensor Flatten::forward(const std::vector<at::Tensor>& inputs) {
+  return at::flatten(only_input(inputs), start_dim_, end_dim_);
+}
+
+std::string Flatten::extra_repr() const {
+  return "start_dim=" + std::to_string(start_dim_) + ", end_dim=" + std::to_string(end_dim_);
+}
+
 at::Tensor Identity::forward(const std::vector<at::Tensor>& inputs) { return only_input(inputs); }
 
 }  // namespace qb

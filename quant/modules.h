@@ -204,6 +204,20 @@ class Dropout : public ModuleBase<Dropout> {
   double p_;
 };
 
+/// torch.nn.Flatten.
+class Flatten : public ModuleBase<Flatten> {
+ public:
+  Flatten(int64_t start_dim, int64_t end_dim) : start_dim_(start_dim), end_dim_(end_dim) {}
+  std::string kind() const override { return "Flatten"; }
+  at::Tensor forward(const std::vector<at::Tensor>& inputs) override;
+  std::string extra_repr() const override;
+  ModuleConfig config() const override { return {{"start_dim", start_dim_}, {"end_dim", end_dim_}}; }
+
+ private:
+  int64_t start_dim_;
+  int64_t end_dim_;
+};
+
 /// torch.nn.Identity.
 class Identity : public ModuleBase<Identity> {
  public:

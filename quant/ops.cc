@@ -310,6 +310,17 @@ void add_float_layers(std::vector<OpSpec>& ops) {
       [](TorchScriptContext& c) {
         return "torch.dropout(" + c.input(0) + ", " + ts(config<double>(c.module(), "p")) + ", False)";
       }));
+  // PyTorch 1.13 shares qparams through torch.flatten but not through nn.Flatten, which FX
+  // runs in fp32 between a dequantize and a quantize (ConvNeXt's head).
+  ops.push_back(layer(
+      "Flatten", Domain::kFloat, Observation::kNone,
+      [](const ModuleArgs& a) {
+        return std::make_shared<Flatten>(a.get<int64_t>("start_dim"), a.get<int64_t>("end_dim"));
+      },
+      [](TorchScriptContext& c) {
+        return "torch.flatten(" + c.input(0) + ", " + ts(config<int64_t>(c.module(), "start_dim")) + ", " +
+               ts(config<int64_t>(c.module(), "end_dim")) + ")";
+      }));
   ops.push_back(layer(
       "Identity", Domain::kAny, Observation::kShareInput,
       [](const ModuleArgs&) { return std::make_shared<Identity>(); },
@@ -550,6 +561,19 @@ void add_functions(std::vector<OpSpec>& ops) {
       },
       [](TorchScriptContext& c) {
         return "torch.flatten(" + c.input(0) + ", " + ts(c.node().int_attr("start_dim", 0)) + ", " +
+               ts(c.node().int_attr("end_dim", -1)) + ")";
+      }));
+  // The method x.flatten(...): PyTorch 1.13's backend config lists the function among the ops
+  // that share their input's qparams but not the method, which FX then runs in fp32 between
+  // a dequantize and a quantize (RegNet's head).
+  ops.push_back(function(
+      "Tensor.flatten", "Tensor.flatten", Domain::kFloat, Observation::kNone,
+      [](const std::vector<at::Tensor>& in, const Node& n) {
+        expect_inputs(n, in, 1);
+        return at::flatten(in[0], n.int_attr("start_dim", 0), n.int_attr("end_dim", -1));
+      },
+      [](TorchScriptContext& c) {
+        return c.input(0) + ".flatten(" + ts(c.node().int_attr("start_dim", 0)) + ", " +
                ts(c.node().int_attr("end_dim", -1)) + ")";
       }));
   ops.push_back(function(

@@ -8,7 +8,6 @@
 #include <ATen/ATen.h>
 #include <caffe2/serialize/inline_container.h>
 #include <nlohmann/json.hpp>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -23,6 +22,7 @@
 #include <set>
 #include <sstream>
 
+#include "base/atomic_file.h"
 #include "models/checkpoint.h"
 #include "quant/observers.h"
 #include "quant/ops.h"
@@ -399,25 +399,10 @@ void save_model(const GraphModule& model, const std::string& path) {
   } catch (const SerializationError& e) {
     throw SerializationError(path + ": " + e.what());
   }
-  // Same folder, so the rename stays within one file system; the pid keeps writers apart.
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) {
-      throw SerializationError(path + ": cannot create " + tmp + ": " + std::strerror(errno));
-    }
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    out.close();
-    if (!out) {
-      std::filesystem::remove(tmp);
-      throw SerializationError(path + ": writing " + tmp + " failed");
-    }
-  }
-  std::error_code error;
-  std::filesystem::rename(tmp, path, error);
-  if (error) {
-    std::filesystem::remove(tmp);
-    throw SerializationError(path + ": cannot rename " + tmp + " into place: " + error.message());
+  try {
+    write_file_atomically(path, bytes);
+  } catch (const WriteError& e) {
+    throw SerializationError(e.what());
   }
 }
 

@@ -82,10 +82,17 @@ TEST_CASE("repetitions measured while other processes hold the cores are flagged
       CHECK(usage.other_runnable >= 1);
     }
   }
+  // Quiet again: after a burst, a virtual machine's hypervisor may hold back its CPUs for a
+  // while (steal), which the check rightly flags; the machine gets a few seconds to settle.
   LatencyResult quiet = measure_spin(1);
+  for (int attempt = 1; attempt < 6 && contended_repetitions(quiet) > 0; ++attempt) {
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+    quiet = measure_spin(1);
+  }
   REQUIRE(quiet.usage.size() == 5);
   CHECK(contended_repetitions(quiet) == 0);
   for (const RepetitionUsage& usage : quiet.usage) {
+    INFO(contention_reason(usage, ContentionPolicy()));
     CHECK(usage.cpu_per_thread > 0.85);
     CHECK(usage.threads == 1);
     CHECK(usage.wall_s > 0.15);  // one repetition: min_time_s of 1 ms calls

@@ -193,6 +193,26 @@ TEST_CASE("a baseline of several runs: a latency change within their spread is n
         "regression");
 }
 
+TEST_CASE("a current run with failed points, or with no point in the baseline, is not clean") {
+  // Once "Verdict: clean (0 points compared)", exit 0: a nightly gate would pass.
+  nlohmann::json failed = {{"failed_config_hash", "a"},
+                           {"label", "graph a"},
+                           {"point", {{"model", "m"}, {"variant", "fp32"}, {"threads", 1}, {"batch_size", 1}}},
+                           {"error", "image 3: corrupt"}};
+  const Comparison c = compare({record("a", kBase)}, {failed}, {});
+  CHECK(c.failed_in_current == std::vector<std::string>{"m graph a, 1 thread(s), batch 1: image 3: corrupt"});
+  CHECK(c.regression());
+  CHECK(c.verdict() == "failed points");
+  CHECK(verdict_json(c, {})["verdict"] == "failed points");
+  CHECK(markdown_report(c, {}, "b", "c").find("## Failed in the current run\n\n- m graph a") != std::string::npos);
+  // Measured again after the failure: the point counts.
+  CHECK(compare({record("a", kBase)}, {failed, record("a", kBase)}, {}).verdict() == "clean");
+  const Comparison none = compare({record("a", kBase)}, {record("b", kBase)}, {});
+  CHECK(none.points.empty());
+  CHECK(none.verdict() == "nothing compared");
+  CHECK(none.regression());
+}
+
 TEST_CASE("bad input names the file") {
   std::string dir = test::scratch_dir("compare_input").string();
   test::write_file(dir + "/bad.jsonl", "{\"label\": \"x\"}\n");

@@ -1,6 +1,7 @@
 #include "experiments/config.h"
 
 #include "tests/catch.h"
+#include "tests/test_util.h"
 
 namespace qb {
 namespace {
@@ -59,7 +60,10 @@ TEST_CASE("syntax errors and missing files are ConfigErrors with a location") {
   CHECK_THROWS_WITH(Config::from_string("x = 1\ny = = 2\n", "bad.toml"),
                     Catch::StartsWith("bad.toml:2:"));
   CHECK_THROWS_WITH(Config::from_file("/nonexistent/exp.toml"),
-                    "/nonexistent/exp.toml: cannot open the configuration file");
+                    "/nonexistent/exp.toml: cannot open the configuration file: No such file or directory");
+  // Once "missing key 'name'".
+  const std::string dir = test::scratch_dir("config_directory").string();
+  CHECK_THROWS_WITH(Config::from_file(dir), dir + ": is a directory; give the TOML file in it");
 }
 
 }  // namespace

@@ -34,5 +34,14 @@ TEST_CASE("dataset configuration errors name the key") {
   CHECK_THROWS_AS(open_dataset(missing, "data", "test"), DataError);
 }
 
+TEST_CASE("a data set's keys are read and checked before any of its files is") {
+  // Once unknown keys were found only after the data sets had been decoded.
+  Config config = Config::from_string(
+      "[data]\nkind = \"cifar10\"\nroot = \"/nonexistent/cifar\"\nlimt = 10\n", "exp.toml");
+  DatasetOpener open = read_dataset(config, "data", "test");
+  CHECK_THROWS_WITH(config.reject_unknown_keys(), Catch::Contains("exp.toml:4: unknown key 'data.limt'"));
+  CHECK_THROWS_AS(open(), DataError);  // the files, only when asked
+}
+
 }  // namespace
 }  // namespace qb

@@ -154,6 +154,29 @@ TEST_CASE("sequential calibration takes one seed") {
         "examples whatever the seed, so every seed would calibrate alike: give one seed");
 }
 
+TEST_CASE("every integer is range-checked where it is read: nothing is cut to 32 bits") {
+  const std::string m = kMinimal;
+  // Once cut to 1 by a static_cast<int>, and recorded as 4294967297.
+  CHECK(error_of(m + "[sweep]\nthreads = [4294967297]\n") ==
+        "experiment.toml:9: 'sweep.threads': value 4294967297 is out of range [1, 1024]");
+  CHECK(error_of(m + "[latency]\nrepetitions = 4294967297\n") ==
+        "experiment.toml:9: 'latency.repetitions': 4294967297 is out of range [1, 100000]");
+  // Once failed every point with "latency threads must be >= 1".
+  CHECK(error_of(m + "[sweep]\nthreads = [2147483648]\n") ==
+        "experiment.toml:9: 'sweep.threads': value 2147483648 is out of range [1, 1024]");
+  CHECK(error_of(m + "[calibration]\nseeds = [-1]\n") ==
+        "experiment.toml:9: 'calibration.seeds': value -1 is out of range [0, 9223372036854775807]");
+  CHECK(error_of(m + "[evaluation]\nworkers = 4294967297\n") ==
+        "experiment.toml:9: 'evaluation.workers': 4294967297 is out of range [1, 1024]");
+  CHECK(error_of(m + "[sweep]\nbatch_sizes = []\n") == "experiment.toml:9: 'sweep.batch_sizes': must not be empty");
+}
+
+TEST_CASE("an output directory must be named") {
+  // Once written to /default.
+  CHECK(error_of(std::string(kMinimal) + "[output]\ndir = \"\"\n") ==
+        "experiment.toml:9: 'output.dir': must name a directory (default: results/<name>)");
+}
+
 TEST_CASE("experiment errors name the file, line and key") {
   const std::string m = kMinimal;
   CHECK(error_of(R"(name = "a b")") ==
@@ -165,7 +188,7 @@ TEST_CASE("experiment errors name the file, line and key") {
   CHECK(error_of(m + "[sweep]\nengines = [\"tpu\"]\n") ==
         "experiment.toml:9: 'sweep.engines': unknown value 'tpu' (known: qnnpack, onednn)");
   CHECK(error_of(m + "[sweep]\nthreads = [1, 0]\n") ==
-        "experiment.toml:9: 'sweep.threads': values must be >= 1, got 0");
+        "experiment.toml:9: 'sweep.threads': value 0 is out of range [1, 1024]");
   CHECK(error_of(m + "[sweep]\nobservers = [\"minmax\", \"minmax\"]\n") ==
         "experiment.toml:9: 'sweep.observers': lists a value twice");
   CHECK(error_of(m + "[sweep]\nmappings = [\"float_fc\"]\n") ==
@@ -179,14 +202,14 @@ TEST_CASE("experiment errors name the file, line and key") {
   CHECK(error_of(m + "[latency]\nmin_cpu_per_thread = 1.5\n") ==
         "experiment.toml:9: 'latency.min_cpu_per_thread': must be between 0 and 1");
   CHECK(error_of(m + "[calibration]\nsamples = [-1]\n") ==
-        "experiment.toml:9: 'calibration.samples': values must be >= 0, got -1");
+        "experiment.toml:9: 'calibration.samples': value -1 is out of range [0, 1099511627776]");
   CHECK(error_of(m + "[calibration]\nsubset = \"best\"\n") ==
         "experiment.toml:9: 'calibration.subset': unknown value 'best' (known: random, "
         "stratified, sequential)");
   CHECK(error_of(m + "[evaluation]\nsubset_seed = 3\n") ==
         "experiment.toml:9: 'evaluation.subset_seed': needs evaluation.limit (the subset's size)");
   CHECK(error_of(m + "[latency]\nrepetitions = 0\n") ==
-        "experiment.toml:9: 'latency.repetitions': must be >= 1");
+        "experiment.toml:9: 'latency.repetitions': 0 is out of range [1, 100000]");
   CHECK(error_of(m + "[mappings]\nfloat_fc = \"no/such/file.toml\"\n") .find(
             "experiment.toml:9: 'mappings.float_fc': no qconfig mapping file at ") == 0);
   CHECK(error_of(R"(name = "x"

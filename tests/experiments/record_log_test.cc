@@ -93,7 +93,14 @@ TEST_CASE("a malformed complete line is an error naming the file and line") {
   CHECK_THROWS_WITH(RecordLog(path), Catch::StartsWith(path + ":2: not a JSON record: "));
   CHECK_THROWS_WITH(read_records(path), Catch::StartsWith(path + ":2: not a JSON record: "));
   test::write_file(path, to_json(measured("aaaa")).dump() + "\n{\"label\": \"fp32\"}\n");
-  CHECK_THROWS_WITH(RecordLog(path), Catch::StartsWith(path + ":2: not a sweep record: config_hash: "));
+  CHECK_THROWS_WITH(RecordLog(path), path + ":2: not a sweep record: config_hash: missing");
+  // Once "[json.exception.type_error.304] cannot use at() with array", no file or line.
+  test::write_file(path, to_json(measured("aaaa")).dump() + "\n[1, 2]\n");
+  CHECK_THROWS_WITH(RecordLog(path), path + ":2: not a sweep record: a record is a JSON object, not array");
+  nlohmann::json mistyped = to_json(measured("aaaa"));
+  mistyped["latency"]["median_ms"] = "fast";
+  test::write_file(path, mistyped.dump() + "\n");
+  CHECK_THROWS_WITH(RecordLog(path), path + ":1: not a sweep record: latency: type must be number, but is string");
 }
 
 }  // namespace

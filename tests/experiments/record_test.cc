@@ -119,7 +119,8 @@ TEST_CASE("every field of a record survives a JSON round trip") {
   Record failure;
   failure.config_hash = "aa";
   failure.label = "fp32";
-  failure.point = {"m", "fp32"};
+  failure.point.model = "m";
+  failure.point.variant = "fp32";
   failure.error = "image 3: corrupt";
   const nlohmann::json f = to_json(failure);
   CHECK(f["failed_config_hash"] == "aa");

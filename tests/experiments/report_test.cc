@@ -155,6 +155,13 @@ TEST_CASE("write_report writes the tables, the page and non-empty plots") {
   CHECK(html.find("<img src=\"plots/tradeoff.svg\"") != std::string::npos);
 }
 
+TEST_CASE("a report that cannot be written is an error naming the path, not \"written to\"") {
+  // Once exit 0 and "written to ..." with the files empty or absent.
+  const std::string dir = test::scratch_dir("report_unwritable").string();
+  test::write_file(dir + "/a_file", "x");
+  CHECK_THROWS_WITH(write_report(dir + "/a_file/out", "tiny", run(), {}), Catch::Contains(dir + "/a_file/out"));
+}
+
 TEST_CASE("a TorchScript model's provenance names its file, not a checkpoint") {
   std::vector<Record> records = run();
   for (Record& r : records) {

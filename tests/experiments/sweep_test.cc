@@ -4,6 +4,7 @@
 
 #include "experiments/sweep.h"
 
+#include <atomic>
 #include <cstdlib>
 #include <filesystem>
 #include <numeric>
@@ -359,6 +360,109 @@ TEST_CASE("a failing point is recorded with its error, the others go on, a rerun
   CHECK(second.skipped == 0);
   CHECK(second.measured == 3);
   CHECK(second.failed == 0);
+}
+
+TEST_CASE("with the evaluation set cached, a corrupt image fails the points that read it, not the sweep") {
+  // Once the whole sweep stopped while decoding the cache.
+  std::string dir = test::scratch_dir("sweep_cached_failure").string();
+  Loaded l = load(dir, "");
+  REQUIRE(l.experiment.evaluation.cache);
+  OneBadImage bad(*l.evaluation);
+  SweepSummary summary = run_sweep(l.experiment, bad, *l.calibration, {});
+  CHECK(summary.failed == 3);
+  const std::vector<nlohmann::json> records = read_records(summary.run_dir + "/records.jsonl");
+  REQUIRE(records.size() == 3);
+  CHECK(records[0]["error"] == "image 150: corrupt");
+}
+
+/// A data set that counts the images read from it and says its reader skipped two files.
+class Watched : public Dataset {
+ public:
+  explicit Watched(const Dataset& source) : source_(source) {}
+  int64_t size() const override { return source_.size(); }
+  int64_t num_classes() const override { return source_.num_classes(); }
+  at::Tensor image(int64_t index) const override {
+    ++images_read;
+    return source_.image(index);
+  }
+  int64_t label(int64_t index) const override { return source_.label(index); }
+  std::string describe() const override { return source_.describe(); }
+  uint64_t fingerprint() const override { return source_.fingerprint(); }
+  uint64_t content_hash(int64_t index) const override { return source_.content_hash(index); }
+  std::vector<std::string> skipped_files() const override { return {"n01/a.JPEG", "n02/b.JPEG"}; }
+
+  mutable std::atomic<int64_t> images_read{0};
+
+ private:
+  const Dataset& source_;
+};
+
+TEST_CASE("the whole experiment is checked before work: models, weights, classes, sizes") {
+  std::string dir = test::scratch_dir("sweep_checks").string();
+  Loaded l = load(dir);
+  Watched evaluation(*l.evaluation);
+  Watched calibration(*l.calibration);
+  auto error_of = [&](const Experiment& e, SweepOptions options = {}) {
+    try {
+      run_sweep(e, evaluation, calibration, options);
+    } catch (const std::exception& error) {
+      return std::string(error.what());
+    }
+    return std::string("no error");
+  };
+
+  // Once found after decoding both data sets (and the checkpoint read once per point).
+  Experiment too_many = l.experiment;
+  too_many.calibration.samples = {0, 1000000};
+  CHECK(error_of(too_many).find("calibration.samples: 1000000 samples asked for, but ") == 0);
+  CHECK(evaluation.images_read <= 1);  // the one image each model is tried on
+  CHECK(calibration.images_read == 0);
+
+  Experiment bad_checkpoint = l.experiment;
+  bad_checkpoint.model.checkpoint = dir + "/experiment.toml";
+  CHECK(error_of(bad_checkpoint).find(dir + "/experiment.toml: ") == 0);
+
+  // Once every point failed with "Target 10 is out of bounds." and a LibTorch backtrace.
+  Experiment five_classes = l.experiment;
+  five_classes.model.checkpoint.clear();
+  five_classes.model.num_classes = 5;
+  CHECK(error_of(five_classes) == "model.num_classes: model fmnist_resnet8 gives 5 logits, but " +
+                                      l.evaluation->describe() + " has 10 classes");
+
+  // Once written into the output folder itself, or outside it.
+  for (const char* run : {"", "..", "../x", "a/b"}) {
+    SweepOptions options;
+    options.run = run;
+    CHECK(error_of(l.experiment, options) ==
+          "--run '" + std::string(run) + "': a run's name must be a plain name (letters, digits, '.', '_', '-'), "
+          "such as 2026-12-02 or shard1");
+  }
+  CHECK_FALSE(std::filesystem::exists(dir + "/results"));  // nothing written by any of these
+
+  SweepOptions check_only;
+  check_only.check_only = true;
+  CHECK(error_of(l.experiment, check_only) == "no error");
+  CHECK_FALSE(std::filesystem::exists(dir + "/results"));
+}
+
+TEST_CASE("a run directory keeps one experiment's records; skipped data files are listed") {
+  std::string dir = test::scratch_dir("sweep_owner").string();
+  Loaded l = load(dir);
+  l.experiment.sweep.variants = {"fp32"};
+  Watched evaluation(*l.evaluation);
+  SweepSummary summary = run_sweep(l.experiment, evaluation, *l.calibration, {});
+  REQUIRE(summary.measured == 1);
+  CHECK(test::read_file(summary.run_dir + "/skipped_files.txt") == "n01/a.JPEG\nn02/b.JPEG\n");
+  CHECK(read_records(summary.run_dir + "/records.jsonl")[0]["provenance"]["skipped_files"] == 2);
+  const nlohmann::json owner = nlohmann::json::parse(test::read_file(summary.run_dir + "/run.json"));
+  CHECK(owner["experiment"] == "sweep_test");
+
+  // Once one table of 116 mixed rows, with fp32 speedups of 1.16x.
+  Experiment other = l.experiment;
+  other.name = "other";
+  CHECK_THROWS_WITH(run_sweep(other, evaluation, *l.calibration, {}),
+                    summary.run_dir + " holds the records of experiment 'sweep_test', not 'other': give this "
+                    "sweep another --run or [output] dir (or --force to mix them)");
 }
 
 TEST_CASE("eager-mode points get the same trust checks") {

@@ -26,6 +26,25 @@ TEST_CASE("learning-rate schedules") {
   options.schedule = "linear";
   CHECK_THROWS_WITH(scheduled_learning_rate(options, 0),
                     "unknown learning-rate schedule 'linear' (known: cosine, step, constant)");
+  // Once a SIGFPE (a division by zero), nothing printed.
+  options.schedule = "step";
+  options.step_epochs = 0;
+  CHECK_THROWS_WITH(scheduled_learning_rate(options, 3), "step_epochs must be >= 1");
+}
+
+TEST_CASE("a data set with more classes than the model has logits is an error before training") {
+  FashionMnistOptions data;
+  data.limit = 64;
+  FashionMnist train("train", data);
+  ZooOptions zoo;
+  zoo.num_classes = 5;
+  GraphModule gm = fmnist_resnet8(zoo);
+  TrainOptions options;
+  options.epochs = 1;
+  options.show_progress = false;
+  // Once "Target 10 is out of bounds." and a 40-frame LibTorch backtrace.
+  CHECK_THROWS_WITH(train_classifier(gm, train, nullptr, options),
+                    "the model gives 5 logits, but " + train.describe() + " has 10 classes");
 }
 
 // Two short epochs on 1,024 real Fashion-MNIST images: the loss must fall, and

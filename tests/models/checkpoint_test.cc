@@ -399,6 +399,16 @@ TEST_CASE("unreadable files raise a CheckpointError that names the file") {
     write_file(path, "PK\x03\x04" + noise);
     CHECK_THAT(checkpoint_error([&] { qb::read_state_dict(path); }), Contains(path));
   }
+  SECTION("a zip archive that is not torch.save's") {
+    // Once LibTorch's "[enforce fail at inline_container.cc:129] . file in archive is not in
+    // a subdirectory: hello.txt".
+    const std::string path = (dir / "other.zip").string();
+    const std::string command = "/usr/bin/python3 -c \"import zipfile; z = zipfile.ZipFile('" + path +
+                                "', 'w'); z.writestr('hello.txt', 'hi'); z.close()\"";
+    REQUIRE(std::system(command.c_str()) == 0);
+    CHECK(checkpoint_error([&] { qb::read_state_dict(path); }) ==
+          path + ": not a torch.save file: file in archive is not in a subdirectory: hello.txt");
+  }
   SECTION("legacy (non-zip) torch.save file") {
     const std::string path = fixture("legacy_format.pt");
     CHECK_THAT(checkpoint_error([&] { qb::read_state_dict(path); }), Contains(path) && Contains("legacy"));

@@ -161,6 +161,34 @@ TEST_CASE("non-square kernels, strides, paddings and dilations import; GELU stay
   }
 }
 
+TEST_CASE("nn.Flatten and x.flatten stay fp32 as in PyTorch FX, torch.flatten shares qparams") {
+  for (const char* form : {"scripted", "traced"}) {
+    INFO(form);
+    at::NoGradGuard no_grad;
+    qb::GraphModule sequential = qb::import_torchscript(model_file(std::string("sequential_flatten.") + form + ".pt"));
+    CHECK(sequential.module("3").kind() == "Flatten");
+    at::Tensor x = saved_tensor("sequential_flatten.input.pt");
+    CHECK(at::allclose(qb::Interpreter(sequential).run(x), saved_tensor("sequential_flatten.logits.pt"), 1e-5, 1e-6));
+    // The export names the parameters of module "0" as TorchScript identifiers.
+    qb::GraphModule converted = quantize_and_export(sequential, x, std::string("sequential_flatten_") + form);
+    CHECK(converted.module("3").kind() == "Flatten");
+    CHECK(qb::count_precisions(qb::node_precisions(converted)).fp32 == 1);
+
+    // The recorded source tells the method from the function: a scripted file its text, a
+    // traced one the line of the file that made the call.
+    qb::GraphModule two = qb::import_torchscript(model_file(std::string("two_flattens.") + form + ".pt"));
+    std::vector<std::string> functions;
+    for (const qb::Node& node : two.graph.nodes()) {
+      if (node.op == qb::NodeOp::kCallFunction) functions.push_back(node.name + " " + node.target);
+    }
+    CHECK(functions == std::vector<std::string>{"flatten Tensor.flatten", "flatten_1 flatten", "add add"});
+    at::Tensor y = saved_tensor("two_flattens.input.pt");
+    CHECK(at::allclose(qb::Interpreter(two).run(y), saved_tensor("two_flattens.logits.pt"), 1e-5, 1e-6));
+    qb::GraphModule two_int8 = quantize_and_export(two, y, std::string("two_flattens_") + form);
+    CHECK(qb::count_precisions(qb::node_precisions(two_int8)).fp32 == 1);
+  }
+}
+
 TEST_CASE("a traced layer the trace went around (nn.Identity) leaves no node") {
   qb::GraphModule imported = qb::import_torchscript(model_file("identity.traced.pt"));
   CHECK_FALSE(imported.has_module("skip"));

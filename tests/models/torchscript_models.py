@@ -137,6 +137,27 @@ class ParameterInCode(nn.Module):
         return self.conv(x) * self.scale
 
 
+def SequentialFlatten():
+    """A top-level nn.Sequential (parameter names that start with a digit) ending in
+    nn.Flatten, which PyTorch 1.13 FX runs in fp32."""
+    return nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                         nn.Linear(4, 3))
+
+
+class TwoFlattens(nn.Module):
+    """x.flatten(1) and torch.flatten(x, 1): one TorchScript op, two ways FX quantizes."""
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+
+    def forward(self, x):
+        y = self.conv(x)
+        a = y.flatten(1)
+        # A traced file records lines, not columns: each form on its own line.
+        b = torch.flatten(y, 1)
+        return a + b
+
+
 def write_case(out, name, make_model, input_shape):
     model = make_model().eval()
     state = model.state_dict()
@@ -176,6 +197,8 @@ def main():
         torch.jit.save(torch.jit.script(cls().eval()), os.path.join(out, name + ".pt"))
     write_user_case(out, "functional", FunctionalNet, 2, (3, 1, 28, 28))
     write_user_case(out, "factorized", FactorizedGelu, 3, (2, 3, 12, 10))
+    write_user_case(out, "sequential_flatten", SequentialFlatten, 4, (2, 3, 8, 8))
+    write_user_case(out, "two_flattens", TwoFlattens, 5, (2, 3, 6, 6))
     # Tracing goes around nn.Identity, leaving a call without arguments that returns None.
     torch.manual_seed(1)
     identity = WithIdentity().eval()

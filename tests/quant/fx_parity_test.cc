@@ -188,6 +188,10 @@ TEST_CASE("inception_v3 (1x7 and 7x1 kernels, functional pooling, named-tuple ou
   check_model("inception_v3");
 }
 
+TEST_CASE("regnet_x_400mf (x.flatten as a method: fp32 in FX; module names with dashes)") {
+  check_model("regnet_x_400mf");
+}
+
 TEST_CASE("efficientnet_b0 (SiLU in fp32, fixed-qparams sigmoid, stochastic depth)") {
   // Tracing leaves no trace of eval-mode StochasticDepth, which FX keeps as a node with
   // an observer after it: one observer fewer per block, the same logits.

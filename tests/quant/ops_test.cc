@@ -69,6 +69,7 @@ std::map<std::string, std::function<std::shared_ptr<qb::Module>()>> layer_sample
       {"QuantizedHardswish", [] { return std::make_shared<qb::QuantizedHardswish>(0.02, 3); }},
       {"AdaptiveAvgPool2d", [] { return std::make_shared<qb::AdaptiveAvgPool2d>(2, 3); }},
       {"Dropout", [] { return std::make_shared<qb::Dropout>(0.25); }},
+      {"Flatten", [] { return std::make_shared<qb::Flatten>(1, -1); }},
       {"Identity", [] { return std::make_shared<qb::Identity>(); }},
       {"QuantStub", [] { return std::make_shared<qb::QuantStub>(); }},
       {"DeQuantStub", [] { return std::make_shared<qb::DeQuantStub>(); }},
@@ -201,6 +202,9 @@ TEST_CASE("the domains say which ops are int8 kernels and which only convert") {
   CHECK(qb::op("ConvReLU2d").qconfig_kind == "Conv2d");
   CHECK(qb::op("add").int8_function == "quantized_add");
   CHECK(qb::op("flatten").observation == Observation::kShareInput);
+  // The method and nn.Flatten run in fp32 in PyTorch 1.13 FX (quant/ops.cc says why).
+  CHECK(qb::op("Tensor.flatten").observation == Observation::kNone);
+  CHECK(qb::op("Flatten").observation == Observation::kNone);
   CHECK(qb::op("Dropout").observation == Observation::kNewObserver);
 }
 
