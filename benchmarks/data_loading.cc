@@ -12,13 +12,13 @@
 
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 #include <optional>
 #include <random>
 #include <vector>
 
+#include "base/atomic_file.h"
 #include "data/cifar.h"
 #include "data/imagenet.h"
 #include "data/jpeg_decode.h"
@@ -62,19 +62,21 @@ void write_jpegs(const fs::path& root) {
 
 void write_cifar(const fs::path& root) {
   fs::create_directories(root);
-  std::ofstream meta(root / "batches.meta.txt");
+  std::string meta;
   for (const char* name : {"airplane", "automobile", "bird", "cat", "deer", "dog", "frog",
                            "horse", "ship", "truck"}) {
-    meta << name << "\n";
+    meta += std::string(name) + "\n";
   }
-  std::ofstream batch(root / "test_batch.bin", std::ios::binary);
+  qb::write_file_atomically((root / "batches.meta.txt").string(), meta);
   std::mt19937 random(3);
+  std::string batch;
   std::vector<char> record(3073);
   for (int r = 0; r < kCifarRecords; ++r) {
     record[0] = static_cast<char>(r % 10);
     for (size_t i = 1; i < record.size(); ++i) record[i] = static_cast<char>(random() & 0xff);
-    batch.write(record.data(), static_cast<std::streamsize>(record.size()));
+    batch.append(record.data(), record.size());
   }
+  qb::write_file_atomically((root / "test_batch.bin").string(), batch);
 }
 
 const fs::path& data_root() {

@@ -59,7 +59,7 @@ ModelSpec read_torchscript_model(Config& config) {
   }
   ModelSpec model;
   model.torchscript = resolve_config_path(config.get_string("model.torchscript"));
-  if (!std::filesystem::is_regular_file(model.torchscript)) {
+  if (!is_file(model.torchscript)) {
     throw config.error("model.torchscript",
                        "no file at " + model.torchscript +
                            ": put the model there (torch.jit.save of torch.jit.script or "
@@ -98,7 +98,7 @@ ModelSpec read_model(Config& config) {
       throw config.error("model.checkpoint", "one checkpoint needs one architecture");
     }
     model.checkpoint = resolve_config_path(config.get_string("model.checkpoint"));
-    if (!std::filesystem::is_regular_file(model.checkpoint)) {
+    if (!is_file(model.checkpoint)) {
       throw config.error("model.checkpoint",
                          "no file at " + model.checkpoint +
                              ": put the state dict (torch.save format, e.g. torchvision's "
@@ -205,7 +205,7 @@ void read_mappings(Config& config, Experiment& experiment) {
     if (!path_value.is_string()) throw config.error(key, "must be a file path");
     if (name == "global") throw config.error(key, "'global' is the built-in mapping's name");
     const std::string path = resolve_config_path(path_value.get<std::string>());
-    if (!std::filesystem::is_regular_file(path)) {
+    if (!is_file(path)) {
       throw config.error(key, "no qconfig mapping file at " + path);
     }
     const std::string text = read_text(path);
@@ -261,7 +261,7 @@ Experiment read_experiment(Config& config, const std::string& file) {
   e.notes = config.get_string("notes", "");
   e.model = read_model(config);
   e.data = config.to_json().value("data", nlohmann::json::object());
-  const std::string data_kind = e.data.value("kind", "");
+  const std::string data_kind = config.get_string("data.kind", "");
   e.calibration = read_calibration(config);
   e.evaluation = read_evaluation(config, data_kind);
   if (e.evaluation.accuracy && e.model.checkpoint.empty() && e.model.torchscript.empty()) {

@@ -28,6 +28,11 @@ std::string resolve_config_path(const std::string& path) {
   return resolve_against(workspace_dir(), path);
 }
 
+bool is_file(const std::string& path) {
+  std::error_code error;
+  return std::filesystem::is_regular_file(path, error);
+}
+
 void check_run_name(const std::string& name) {
   const bool plain = !name.empty() && name != "." && name != ".." &&
                      name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"

@@ -216,27 +216,38 @@ class Runner {
     check_calibration_size(calibration_source_, most_samples);
   }
 
-  /// A run directory holds one experiment's records: the first sweep into it writes run.json
-  /// (the experiment's name and file hash); another experiment is refused unless --force.
+  /// A run directory holds one experiment's records: run.json names the experiment (and its
+  /// file's hash) that writes it, or the records do in a directory older than run.json; another
+  /// experiment is refused unless --force.
   void claim_run_dir() const {
     const std::string path = run_dir_ + "/run.json";
-    nlohmann::json owner = {{"experiment", e_.name}, {"experiment_sha256", e_.file_sha256}};
+    std::string name;
+    std::string sha256;
     if (fs::exists(path)) {
       std::ifstream in(path);
-      const nlohmann::json recorded = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
-      const std::string name = recorded.is_object() ? recorded.value("experiment", "") : "";
-      if (name != e_.name && !options_.force) {
-        throw std::invalid_argument(run_dir_ + " holds the records of experiment '" + name + "', not '" + e_.name +
-                                    "': give this sweep another --run or [output] dir (or --force to mix them)");
+      const nlohmann::json owner = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+      if (owner.is_object()) {
+        name = owner.value("experiment", "");
+        sha256 = owner.value("experiment_sha256", "");
       }
-      if (recorded.is_object() && recorded.value("experiment_sha256", "") != e_.file_sha256) {
-        std::fprintf(stderr, "note: %s changed since this run began; its points are resumed by configuration\n",
-                     e_.file.c_str());
+    } else if (fs::exists(run_dir_ + "/records.jsonl")) {
+      const std::vector<Record> records = read_typed_records(run_dir_ + "/records.jsonl");
+      if (!records.empty()) {
+        name = records.front().experiment;
+        sha256 = records.front().provenance.experiment_sha256;
       }
-      if (name == e_.name) return;
     }
+    if (!name.empty() && name != e_.name && !options_.force) {
+      throw std::invalid_argument(run_dir_ + " holds the records of experiment '" + name + "', not '" + e_.name +
+                                  "': give this sweep another --run or [output] dir (or --force to mix them)");
+    }
+    if (name == e_.name && !sha256.empty() && sha256 != e_.file_sha256) {
+      std::fprintf(stderr, "note: %s changed since %s was last written; its points resume by configuration\n",
+                   e_.file.c_str(), run_dir_.c_str());
+    }
+    if (name == e_.name && sha256 == e_.file_sha256) return;
     fs::create_directories(run_dir_);
-    write_file_atomically(path, owner.dump(2) + "\n");
+    write_file_atomically(path, nlohmann::json{{"experiment", e_.name}, {"experiment_sha256", e_.file_sha256}}.dump(2) + "\n");
   }
 
   void save_experiment_copy() const {

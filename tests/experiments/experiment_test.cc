@@ -171,6 +171,22 @@ TEST_CASE("every integer is range-checked where it is read: nothing is cut to 32
   CHECK(error_of(m + "[sweep]\nbatch_sizes = []\n") == "experiment.toml:9: 'sweep.batch_sizes': must not be empty");
 }
 
+TEST_CASE("a path too long for the file system is a missing file, not a library exception") {
+  // Found by experiments/fuzz/experiment_fuzzer.cc: std::filesystem threw "File name too long".
+  const std::string name(5000, 'g');
+  const std::string text = "name = \"tiny\"\n[model]\narchitecture = \"fmnist_resnet8\"\ncheckpoint = \"" + name +
+                           ".pt\"\n[data]\nkind = \"fashion_mnist\"\n";
+  CHECK_THAT(error_of(text), Catch::StartsWith("experiment.toml:4: 'model.checkpoint': no file at ") &&
+                                 Catch::Contains(name));
+}
+
+TEST_CASE("a [data] kind of the wrong type is a ConfigError, not a JSON library exception") {
+  // Found by experiments/fuzz/experiment_fuzzer.cc: "[json.exception.type_error.302] type must be
+  // string, but is array", uncaught.
+  CHECK(error_of("name = \"l\"\n[model]\narchitectures = [\"resnet34\"]\n[data]\nkind = []\n") ==
+        "experiment.toml:5: 'data.kind' must be a string, got an array (or an array of the wrong element type)");
+}
+
 TEST_CASE("an output directory must be named") {
   // Once written to /default.
   CHECK(error_of(std::string(kMinimal) + "[output]\ndir = \"\"\n") ==

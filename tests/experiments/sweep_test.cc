@@ -460,9 +460,12 @@ TEST_CASE("a run directory keeps one experiment's records; skipped data files ar
   // Once one table of 116 mixed rows, with fp32 speedups of 1.16x.
   Experiment other = l.experiment;
   other.name = "other";
-  CHECK_THROWS_WITH(run_sweep(other, evaluation, *l.calibration, {}),
-                    summary.run_dir + " holds the records of experiment 'sweep_test', not 'other': give this "
-                    "sweep another --run or [output] dir (or --force to mix them)");
+  const std::string refused = summary.run_dir + " holds the records of experiment 'sweep_test', not 'other': give "
+                              "this sweep another --run or [output] dir (or --force to mix them)";
+  CHECK_THROWS_WITH(run_sweep(other, evaluation, *l.calibration, {}), refused);
+  // A run directory from before run.json: its records say whose it is.
+  std::filesystem::remove(summary.run_dir + "/run.json");
+  CHECK_THROWS_WITH(run_sweep(other, evaluation, *l.calibration, {}), refused);
 }
 
 TEST_CASE("eager-mode points get the same trust checks") {
