@@ -10,14 +10,14 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <memory>
-#include <sstream>
 #include <stdexcept>
 #include <vector>
 
 #include "base/atomic_file.h"
+#include "base/read_file.h"
 #include "eval/onednn_isa.h"
+#include "quant/inspect.h"
 #include "tools/cpp/runfiles/runfiles.h"
 
 extern char** environ;
@@ -56,17 +56,6 @@ ProbeRequest probe_request_from_json(const nlohmann::json& j) {
   return r;
 }
 
-namespace {
-
-// JSON has no infinity: an exact match (+inf) or an all-zero reference (-inf) is a string.
-nlohmann::json sqnr_json(const std::optional<double>& db) {
-  if (!db) return nullptr;
-  if (std::isinf(*db)) return *db > 0 ? "inf" : "-inf";
-  return *db;
-}
-
-}  // namespace
-
 nlohmann::json to_json(const ProbeResult& r) {
   nlohmann::json usage = nlohmann::json::array();
   for (const RepetitionUsage& u : r.timing.usage) usage.push_back(to_json(u));
@@ -74,7 +63,7 @@ nlohmann::json to_json(const ProbeResult& r) {
           {"usage", usage},
           {"google_benchmark", r.timing.google_benchmark},
           {"onednn_isa", r.onednn_isa},
-          {"output_sqnr_db", sqnr_json(r.output_sqnr_db)}};
+          {"output_sqnr_db", r.output_sqnr_db ? sqnr_to_json(*r.output_sqnr_db) : nlohmann::json()}};
 }
 
 ProbeResult probe_result_from_json(const nlohmann::json& j) {
@@ -84,19 +73,11 @@ ProbeResult probe_result_from_json(const nlohmann::json& j) {
   r.timing.google_benchmark = j.at("google_benchmark");
   r.onednn_isa = j.at("onednn_isa").get<std::string>();
   const nlohmann::json& sqnr = j.at("output_sqnr_db");
-  if (sqnr.is_number()) r.output_sqnr_db = sqnr.get<double>();
-  if (sqnr.is_string()) r.output_sqnr_db = sqnr == "inf" ? INFINITY : -INFINITY;
+  if (!sqnr.is_null()) r.output_sqnr_db = sqnr_from_json(sqnr);
   return r;
 }
 
 namespace {
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
 
 // This process's environment with ONEDNN_MAX_CPU_ISA set to cap oneDNN at `isa`.
 std::vector<std::string> probe_environment(const std::string& isa) {
@@ -147,8 +128,8 @@ ProbeResult run_probe(const std::string& probe, const ProbeRequest& request) {
   int status = 0;
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
-  const std::string errors = read_file(errors_path);
-  const std::string result_text = read_file(result_path);
+  const std::string errors = read_file(errors_path).value_or("");
+  const std::string result_text = read_file(result_path).value_or("");
   for (const std::string& path : {request_path, result_path, errors_path}) fs::remove(path);
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
     std::string why = WIFSIGNALED(status) ? "was killed by signal " + std::to_string(WTERMSIG(status))

@@ -92,28 +92,25 @@ std::optional<MetricChange> metric_change(const Metric& metric, const Record& ba
   return m;
 }
 
-// Fields that decide latency: runs that differ in one cannot be compared for it.
-const std::vector<std::string>& machine_fields() {
-  static const std::vector<std::string> fields = {"cpu_model", "cpu_flags", "cores",
-                                                  "libtorch_version"};
-  return fields;
-}
+/// An environment field compare reports when the two runs differ in it.
+struct EnvironmentField {
+  const char* name;
+  /// Runs that differ in it cannot be compared for latency.
+  bool decides_latency;
+  std::string (*value)(const Environment&);
+};
 
-// Fields reported when they differ, which do not decide latency.
-const std::vector<std::string>& other_environment_fields() {
-  static const std::vector<std::string> fields = {"hostname", "opencv_version", "quantized_engines"};
+const std::vector<EnvironmentField>& environment_fields() {
+  static const std::vector<EnvironmentField> fields = {
+      {"cpu_model", true, [](const Environment& e) { return e.cpu_model; }},
+      {"cpu_flags", true, [](const Environment& e) { return e.cpu_flags; }},
+      {"cores", true, [](const Environment& e) { return std::to_string(e.cores); }},
+      {"libtorch_version", true, [](const Environment& e) { return e.libtorch_version; }},
+      {"hostname", false, [](const Environment& e) { return e.hostname; }},
+      {"opencv_version", false, [](const Environment& e) { return e.opencv_version; }},
+      {"quantized_engines", false, [](const Environment& e) { return e.quantized_engines; }},
+  };
   return fields;
-}
-
-/// A machine field of an environment as text: the value, or a number's decimal digits.
-std::string machine_field(const Environment& env, const std::string& field) {
-  if (field == "cpu_model") return env.cpu_model;
-  if (field == "cpu_flags") return env.cpu_flags;
-  if (field == "cores") return std::to_string(env.cores);
-  if (field == "libtorch_version") return env.libtorch_version;
-  if (field == "hostname") return env.hostname;
-  if (field == "opencv_version") return env.opencv_version;
-  return env.quantized_engines;
 }
 
 }  // namespace
@@ -156,14 +153,12 @@ Comparison compare_records(const std::vector<Record>& baseline, const std::vecto
   if (!measured_baseline.empty() && !measured_current.empty()) {
     const Environment& b = measured_baseline.front().provenance.environment.machine;
     const Environment& c = measured_current.front().provenance.environment.machine;
-    for (const auto* fields : {&machine_fields(), &other_environment_fields()}) {
-      for (const std::string& field : *fields) {
-        const std::string bv = machine_field(b, field);
-        const std::string cv = machine_field(c, field);
-        if (bv == cv) continue;
-        out.environment_differences.push_back(field + ": " + bv + " -> " + cv);
-        if (fields == &machine_fields()) out.latency_comparable = false;
-      }
+    for (const EnvironmentField& field : environment_fields()) {
+      const std::string bv = field.value(b);
+      const std::string cv = field.value(c);
+      if (bv == cv) continue;
+      out.environment_differences.push_back(std::string(field.name) + ": " + bv + " -> " + cv);
+      if (field.decides_latency) out.latency_comparable = false;
     }
   }
   for (const Record& record : measured_current) {

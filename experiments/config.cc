@@ -2,12 +2,12 @@
 
 #include <toml++/toml.h>
 
+#include "base/read_file.h"
 #include "quant/toml_value.h"
 
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <sstream>
 
 namespace qb {
@@ -124,11 +124,9 @@ Config Config::from_file(const std::string& path) {
   if (std::filesystem::is_directory(path, error)) {
     throw ConfigError(path + ": is a directory; give the TOML file in it");
   }
-  std::ifstream in(path);
-  if (!in) throw ConfigError(path + ": cannot open the configuration file: " + std::strerror(errno));
-  std::stringstream text;
-  text << in.rdbuf();
-  return from_string(text.str(), path);
+  const std::optional<std::string> text = read_file(path);
+  if (!text) throw ConfigError(path + ": cannot open the configuration file: " + std::strerror(errno));
+  return from_string(*text, path);
 }
 
 Config Config::from_string(const std::string& text, const std::string& origin) {

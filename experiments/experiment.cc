@@ -7,8 +7,8 @@
 #include <filesystem>
 #include <fstream>
 #include <regex>
-#include <sstream>
 
+#include "base/read_file.h"
 #include "eval/onednn_isa.h"
 #include "experiments/paths.h"
 #include "models/zoo.h"
@@ -37,13 +37,6 @@ void require_known(Config& config, const std::string& key, const std::vector<std
   if (std::adjacent_find(sorted.begin(), sorted.end()) != sorted.end()) {
     throw config.error(key, "lists a value twice");
   }
-}
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
 }
 
 /// [model] torchscript = "..." (and name): one model, its layers and weights in the file, so
@@ -208,7 +201,7 @@ void read_mappings(Config& config, Experiment& experiment) {
     if (!is_file(path)) {
       throw config.error(key, "no qconfig mapping file at " + path);
     }
-    const std::string text = read_text(path);
+    const std::string text = read_file(path).value_or("");
     try {
       if (toml::parse(text, path).contains("global")) {
         throw config.error(key, path + " sets [global]; in a sweep the global qconfig comes "

@@ -4,12 +4,11 @@
 
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
 #include <memory>
-#include <sstream>
 #include <stdexcept>
 
 #include "base/atomic_file.h"
+#include "base/read_file.h"
 
 namespace qb {
 
@@ -91,19 +90,17 @@ void render_svg(const PlotSpec& spec, const std::string& svg_path) {
   const std::string script = gnuplot_script(spec, drawn);
   std::fwrite(script.data(), 1, script.size(), gnuplot.get());
   int status = pclose(gnuplot.release());
-  std::ifstream in(drawn, std::ios::binary);
-  std::stringstream svg;
-  svg << in.rdbuf();
+  const std::string svg = read_file(drawn).value_or("");
   std::remove(drawn.c_str());
   if (status != 0) {
     throw std::runtime_error(
         "gnuplot failed drawing " + svg_path + " (exit status " + std::to_string(status) +
         (WEXITSTATUS(status) == 127 ? "): install it with apt-get install gnuplot-nox" : ")"));
   }
-  if (svg.str().find("</svg>") == std::string::npos) {
+  if (svg.find("</svg>") == std::string::npos) {
     throw WriteError(svg_path + ": cannot write: gnuplot's drawing is incomplete (disk full?)");
   }
-  write_file_atomically(svg_path, svg.str());
+  write_file_atomically(svg_path, svg);
 }
 
 }  // namespace qb

@@ -6,11 +6,11 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
-#include <fstream>
 #include <iomanip>
 #include <map>
 #include <sstream>
 
+#include "base/read_file.h"
 #include "models/checkpoint.h"
 #include "models/torchscript_export.h"
 #include "models/torchscript_import.h"
@@ -26,10 +26,6 @@ namespace qb {
 
 namespace {
 
-std::string read_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
 
 void require_file(const std::string& flag, const std::string& path) {
   if (!std::filesystem::is_regular_file(path)) {
@@ -39,7 +35,7 @@ void require_file(const std::string& flag, const std::string& path) {
 
 // The calibration tensor: what torch.save(tensor, path) wrote, float, one example per row.
 at::Tensor read_calibration(const std::string& path) {
-  std::string bytes = read_bytes(path);
+  std::string bytes = read_file(path).value_or("");
   c10::IValue value;
   try {
     value = torch::jit::pickle_load(std::vector<char>(bytes.begin(), bytes.end()));
@@ -72,7 +68,7 @@ QConfigMapping read_mapping(const QuantizeOptions& o) {
   QConfigMapping mapping;
   if (!o.mapping.empty()) {
     require_file("--mapping", o.mapping);
-    mapping = parse_qconfig_mapping(read_bytes(o.mapping), o.mapping);
+    mapping = parse_qconfig_mapping(read_file(o.mapping).value_or(""), o.mapping);
     if (mapping.global()) {
       throw UsageError("--mapping " + o.mapping +
                        ": has a [global] qconfig; the global one comes from --engine, "

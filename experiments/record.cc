@@ -5,20 +5,13 @@
 #include <map>
 #include <stdexcept>
 
+#include "quant/inspect.h"
+
 namespace qb {
 
 namespace {
 
 using nlohmann::json;
-
-/// SQNR as JSON: infinities (an exact layer, a zero signal) as the strings "inf" / "-inf".
-json db_json(double db) { return std::isfinite(db) ? json(db) : json(db > 0 ? "inf" : "-inf"); }
-double db_from_json(const json& j) {
-  if (j.is_number()) return j.get<double>();
-  if (j == "inf") return INFINITY;
-  if (j == "-inf") return -INFINITY;
-  throw std::invalid_argument("expected a number of dB, \"inf\" or \"-inf\", got " + j.dump());
-}
 
 json summary_json(const Summary& s) {
   return {{"n", s.n}, {"mean", s.mean}, {"stddev", s.stddev}, {"ci95", {s.ci95_low, s.ci95_high}}};
@@ -115,7 +108,7 @@ json to_json(const TrustRecord& t) {
   if (t.sqnr_batches > 0) {
     // A list, not an object, to keep graph order (JSON objects come back sorted by key).
     json layers = json::array();
-    for (const LayerSqnrRecord& layer : t.sqnr_db) layers.push_back({{"node", layer.node}, {"db", db_json(layer.db)}});
+    for (const LayerSqnrRecord& layer : t.sqnr_db) layers.push_back({{"node", layer.node}, {"db", sqnr_to_json(layer.db)}});
     j["sqnr_db"] = layers;
     j["sqnr_batches"] = t.sqnr_batches;
     j["worst_layer"] = t.worst_layer;
@@ -123,7 +116,7 @@ json to_json(const TrustRecord& t) {
   if (t.round_trip_top1_percent) j["round_trip_top1_percent"] = *t.round_trip_top1_percent;
   if (t.round_trip_equal) j["round_trip_equal"] = *t.round_trip_equal;
   if (t.output_sqnr_db) {
-    j["output_sqnr_db"] = db_json(*t.output_sqnr_db);
+    j["output_sqnr_db"] = sqnr_to_json(*t.output_sqnr_db);
     j["broken_below_db"] = t.broken_below_db;
     j["broken"] = t.broken;
   }
@@ -135,14 +128,14 @@ TrustRecord trust_from_json(const json& j) {
   if (j.contains("fp32_nodes")) t.fp32_nodes = j.at("fp32_nodes").get<std::vector<std::string>>();
   if (j.contains("sqnr_db")) {
     for (const json& layer : j.at("sqnr_db")) {
-      t.sqnr_db.push_back({layer.at("node").get<std::string>(), db_from_json(layer.at("db"))});
+      t.sqnr_db.push_back({layer.at("node").get<std::string>(), sqnr_from_json(layer.at("db"))});
     }
   }
   t.sqnr_batches = j.value("sqnr_batches", int64_t{0});
   t.worst_layer = j.value("worst_layer", "");
   if (j.contains("round_trip_top1_percent")) t.round_trip_top1_percent = j.at("round_trip_top1_percent").get<double>();
   if (j.contains("round_trip_equal")) t.round_trip_equal = j.at("round_trip_equal").get<bool>();
-  if (j.contains("output_sqnr_db")) t.output_sqnr_db = db_from_json(j.at("output_sqnr_db"));
+  if (j.contains("output_sqnr_db")) t.output_sqnr_db = sqnr_from_json(j.at("output_sqnr_db"));
   t.broken_below_db = j.value("broken_below_db", 0.0);
   t.broken = j.value("broken", false);
   return t;
@@ -410,10 +403,6 @@ std::vector<Record> latest_measured(const std::vector<Record>& records) {
     }
   }
   return out;
-}
-
-std::vector<Record> latest_measured(const std::vector<json>& records) {
-  return latest_measured(parse_records(records));
 }
 
 }  // namespace qb

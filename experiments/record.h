@@ -160,7 +160,6 @@ std::vector<Record> parse_records(const std::vector<nlohmann::json>& records);
 /// part measured after the whole record replacing that part of it (shards, parts, reruns and
 /// --force may record a point more than once).
 std::vector<Record> latest_measured(const std::vector<Record>& records);
-std::vector<Record> latest_measured(const std::vector<nlohmann::json>& records);
 
 /// `accuracy`'s accuracy, size, calibration and trust checks with `latency`'s timing and
 /// output SQNR (either may be a whole record); std::invalid_argument unless both are of the

@@ -7,24 +7,16 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <map>
-#include <sstream>
 #include <stdexcept>
 
 #include "base/atomic_file.h"
+#include "base/read_file.h"
 
 namespace qb {
 
 namespace {
-
-std::string read_all(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
 
 std::vector<nlohmann::json> parse_lines(const std::string& path, const std::string& text) {
   std::vector<nlohmann::json> records;
@@ -56,7 +48,7 @@ std::vector<nlohmann::json> parse_lines(const std::string& path, const std::stri
 
 std::vector<nlohmann::json> read_records(const std::string& path) {
   if (!std::filesystem::exists(path)) return {};
-  std::string text = read_all(path);
+  std::string text = read_file(path).value_or("");
   size_t last_newline = text.rfind('\n');
   text.resize(last_newline == std::string::npos ? 0 : last_newline + 1);
   return parse_lines(path, text);
@@ -89,7 +81,7 @@ RecordLog::RecordLog(std::string path) : path_(std::move(path)) {
   }
   try {
     if (std::filesystem::exists(path_)) {
-      const std::string text = read_all(path_);
+      const std::string text = read_file(path_).value_or("");
       size_t last_newline = text.rfind('\n');
       size_t complete = last_newline == std::string::npos ? 0 : last_newline + 1;
       if (complete < text.size()) {

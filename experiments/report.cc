@@ -59,14 +59,17 @@ std::string html_escape(const std::string& text) {
 }
 
 
-/// What publishing shows: a broken int8 model's latency is not a result.
-std::vector<Record> publishable(const std::vector<Record>& records) {
+/// The measured records without broken ones: a broken int8 model's latency is not a result.
+std::vector<Record> unbroken(const std::vector<Record>& measured) {
   std::vector<Record> kept;
-  for (Record& record : latest_measured(records)) {
-    if (!record.broken()) kept.push_back(std::move(record));
+  for (const Record& record : measured) {
+    if (!record.broken()) kept.push_back(record);
   }
   return kept;
 }
+
+/// What publishing shows.
+std::vector<Record> publishable(const std::vector<Record>& records) { return unbroken(latest_measured(records)); }
 
 }  // namespace
 
@@ -74,7 +77,7 @@ std::vector<std::pair<std::string, PlotSpec>> run_plots(const std::vector<Record
   // A broken int8 model's latency is not a result: tables mark it, latency plots leave it
   // out. Its accuracy is one (an uncalibrated model's is the point of calibrating).
   const std::vector<Record> measured = latest_measured(all);
-  const std::vector<Record> records = publishable(all);
+  const std::vector<Record> records = unbroken(measured);
   const bool several = several_models(records);
   std::vector<std::pair<std::string, PlotSpec>> plots;
   if (records.empty()) return plots;

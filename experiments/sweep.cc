@@ -9,9 +9,9 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <sstream>
 
 #include "base/atomic_file.h"
+#include "base/read_file.h"
 #include "data/hash.h"
 #include "eval/accuracy.h"
 #include "eval/environment.h"
@@ -260,10 +260,7 @@ class Runner {
       std::fprintf(stderr, "note: the data reader skipped %zu undecodable file(s) (skip_corrupt), listed in %s\n",
                    skipped.size(), (run_dir_ + "/skipped_files.txt").c_str());
     }
-    std::ifstream in(e_.file, std::ios::binary);
-    std::stringstream text;
-    text << in.rdbuf();
-    write_file_atomically(run_dir_ + "/experiment.toml", text.str());
+    write_file_atomically(run_dir_ + "/experiment.toml", read_file(e_.file).value_or(""));
   }
 
   // --- models -----------------------------------------------------------------------------
@@ -434,9 +431,9 @@ class Runner {
     return data_->evaluation_batch(std::min(kImages, data_->evaluation().size()));
   }
 
-  /// Times the point in a fresh process; the int8 one's output SQNR goes into `trust`.
-  LatencyRecord time_point(const Point& point, const Evaluated& model, std::optional<TrustRecord>& trust,
-                           nlohmann::json& google_benchmark, std::string& onednn_isa) {
+  /// Times the point in a fresh process, into `record`: its latency, Google Benchmark's report,
+  /// the ISA oneDNN dispatched to, and for int8 the output SQNR.
+  void time_point(const Point& point, const Evaluated& model, Record& record) {
     ProbeRequest request;
     request.name = point.model + " " + point.label() + "/threads:" + std::to_string(point.threads) +
                    "/batch:" + std::to_string(point.batch_size);
@@ -456,15 +453,15 @@ class Runner {
     const TimedPoint timed = latency_->time_until_quiet(request);
     const LatencyResult& timing = timed.result.timing;
     if (timed.result.output_sqnr_db) {
-      if (!trust) trust.emplace();
-      trust->output_sqnr_db = *timed.result.output_sqnr_db;
-      trust->broken_below_db = e_.trust.broken_below_db;
-      trust->broken = *trust->output_sqnr_db < e_.trust.broken_below_db;
+      TrustRecord& trust = record.trust ? *record.trust : record.trust.emplace();
+      trust.output_sqnr_db = *timed.result.output_sqnr_db;
+      trust.broken_below_db = e_.trust.broken_below_db;
+      trust.broken = *trust.output_sqnr_db < e_.trust.broken_below_db;
     }
-    google_benchmark = timing.google_benchmark;
-    onednn_isa = timed.result.onednn_isa;
+    record.google_benchmark = timing.google_benchmark;
+    record.provenance.environment.onednn_isa = timed.result.onednn_isa;
 
-    LatencyRecord latency;
+    LatencyRecord& latency = record.latency.emplace();
     latency.threads = point.threads;
     latency.batch_size = point.batch_size;
     latency.median_ms = timing.median_ms;
@@ -481,7 +478,6 @@ class Runner {
     latency.attempts = timed.attempts;
     latency.recorded_attempt = timed.attempt;
     latency.policy = e_.contention.policy;
-    return latency;
   }
 
   Record measure(const Point& point, const std::string& hash) {
@@ -501,8 +497,7 @@ class Runner {
       record.calibration = model.calibration;
     }
     record.trust = model.trust;
-    std::string onednn_isa;
-    if (times()) record.latency = time_point(point, model, record.trust, record.google_benchmark, onednn_isa);
+    if (times()) time_point(point, model, record);
 
     std::fprintf(stderr, "  size %.3f MB", to_megabytes(model.size_bytes));
     if (record.latency) {
@@ -513,7 +508,7 @@ class Runner {
     if (record.trust && record.trust->output_sqnr_db) {
       std::fprintf(stderr, ", output SQNR %.2f dB", *record.trust->output_sqnr_db);
     }
-    if (times()) std::fprintf(stderr, ", oneDNN ISA %s", onednn_isa.c_str());
+    if (times()) std::fprintf(stderr, ", oneDNN ISA %s", record.provenance.environment.onednn_isa.c_str());
     std::fprintf(stderr, "\n");
     if (record.broken()) {
       std::fprintf(stderr, "  BROKEN: output SQNR against fp32 below %g dB (trust.broken_below_db)\n",
@@ -541,7 +536,6 @@ class Runner {
     p.environment.machine.intra_op_threads = static_cast<int>(point.threads);
     p.environment.inter_op_threads = 1;  // the probe's setting
     p.environment.quantized_engine = point.int8() ? point.engine : "";
-    p.environment.onednn_isa = onednn_isa;
     p.environment.onednn_max_cpu_isa = point.isa.empty() ? onednn_isa_cap_from_environment() : point.isa;
     p.elapsed_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     return record;

@@ -7,12 +7,12 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <string>
 #include <vector>
 
 #include "base/atomic_file.h"
+#include "base/read_file.h"
 #include "data/dataset.h"
 #include "eval/environment.h"
 #include "experiments/config.h"
@@ -25,11 +25,6 @@
 
 namespace qb {
 namespace {
-
-std::string file_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
 
 int train_main(const std::string& config_path) {
   Config config = Config::from_file(config_path);
@@ -92,7 +87,7 @@ int train_main(const std::string& config_path) {
       {"checkpoint", std::filesystem::path(checkpoint).filename().string()},
       {"architecture", architecture},
       {"config_file", config_path},
-      {"config", file_text(config_path)},
+      {"config", read_file(config_path).value_or("")},
       {"seed", options.seed},
       {"init_seed", zoo.seed},
       {"epochs", options.epochs},

@@ -27,7 +27,6 @@
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <functional>
 #include <map>
 #include <memory>
@@ -37,6 +36,7 @@
 #include <unordered_map>
 
 #include "base/atomic_file.h"
+#include "base/read_file.h"
 
 namespace qb {
 namespace {
@@ -828,12 +828,10 @@ std::string pickle_state_dict(const StateDict& sd, std::vector<at::Tensor>& reco
 // Public functions
 
 StateDict read_state_dict(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw CheckpointError(path + ": cannot open: " + std::strerror(errno));
-  // A read error ends the copy early; the shortened bytes then fail as a damaged archive.
-  std::ostringstream bytes;
-  bytes << in.rdbuf();
-  return parse_state_dict(bytes.str(), path);
+  // A read error ends the content early; the shortened bytes then fail as a damaged archive.
+  const std::optional<std::string> bytes = read_file(path);
+  if (!bytes) throw CheckpointError(path + ": cannot open: " + std::strerror(errno));
+  return parse_state_dict(*bytes, path);
 }
 
 StateDict parse_state_dict(const std::string& bytes, const std::string& origin_for_errors) {

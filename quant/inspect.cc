@@ -6,6 +6,7 @@
 #include <cmath>
 #include <limits>
 #include <sstream>
+#include <stdexcept>
 #include <unordered_map>
 
 #include "quant/interpreter.h"
@@ -136,6 +137,17 @@ double sqnr_db(double signal, double noise) {
 double sqnr_db(const at::Tensor& reference, const at::Tensor& actual) {
   at::Tensor ref = as_double(reference);
   return sqnr_db(ref.square().sum().item<double>(), (ref - as_double(actual)).square().sum().item<double>());
+}
+
+nlohmann::json sqnr_to_json(double db) {
+  return std::isfinite(db) ? nlohmann::json(db) : nlohmann::json(db > 0 ? "inf" : "-inf");
+}
+
+double sqnr_from_json(const nlohmann::json& json) {
+  if (json.is_number()) return json.get<double>();
+  if (json == "inf") return INFINITY;
+  if (json == "-inf") return -INFINITY;
+  throw std::invalid_argument("expected a number of dB, \"inf\" or \"-inf\", got " + json.dump());
 }
 
 }  // namespace qb

@@ -8,6 +8,7 @@
 // (quant/layout.h).
 
 #include <ATen/core/Tensor.h>
+#include <nlohmann/json.hpp>
 
 #include <cstddef>
 #include <string>
@@ -86,5 +87,11 @@ double sqnr_db(double signal, double noise);
 /// The SQNR of `actual` against `reference`, element by element (quantized values
 /// dequantized, any layout).
 double sqnr_db(const at::Tensor& reference, const at::Tensor& actual);
+
+/// An SQNR in JSON, which has no infinity: an exact match (+inf) and an all-zero reference
+/// (-inf) are the strings "inf" and "-inf".
+nlohmann::json sqnr_to_json(double db);
+/// The inverse; std::invalid_argument for anything else.
+double sqnr_from_json(const nlohmann::json& json);
 
 }  // namespace qb

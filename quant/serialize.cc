@@ -15,7 +15,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <functional>
 #include <map>
 #include <memory>
@@ -23,6 +22,7 @@
 #include <sstream>
 
 #include "base/atomic_file.h"
+#include "base/read_file.h"
 #include "models/checkpoint.h"
 #include "quant/observers.h"
 #include "quant/ops.h"
@@ -425,11 +425,9 @@ GraphModule parse_model(const std::string& bytes, const std::string& origin_for_
 }
 
 GraphModule load_model(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw SerializationError(path + ": cannot open: " + std::strerror(errno));
-  std::ostringstream bytes;
-  bytes << in.rdbuf();
-  return parse_model(bytes.str(), path);
+  const std::optional<std::string> bytes = read_file(path);
+  if (!bytes) throw SerializationError(path + ": cannot open: " + std::strerror(errno));
+  return parse_model(*bytes, path);
 }
 
 }  // namespace qb

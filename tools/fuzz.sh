@@ -39,7 +39,7 @@ system_libs=(-ltomlplusplus -ldnnl -lcrypto -lbenchmark -lopencv_core -lopencv_i
 declare -A sources=(
   [idx_fuzzer]="data/idx.cc data/dataset.cc"
   [cifar_fuzzer]="data/cifar.cc data/dataset.cc"
-  [checkpoint_fuzzer]="models/checkpoint.cc base/atomic_file.cc"
+  [checkpoint_fuzzer]="models/checkpoint.cc base/atomic_file.cc base/read_file.cc"
   [experiment_fuzzer]="experiments/config.cc experiments/experiment.cc experiments/paths.cc"
 )
 declare -A directories=(
