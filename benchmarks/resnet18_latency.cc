@@ -2,8 +2,7 @@
 // fp32 as built (NCHW, LibTorch's default convolution path), fp32 in its deployment form
 // (quant/fp32_deploy.h: BatchNorm folded, oneDNN convolutions with prepacked weights,
 // channels-last; what the sweep's fp32 rows time), and int8 after graph-mode quantization on
-// each available engine (channels-last). Compare with tools/pytorch_resnet18_latency.py in
-// the same sitting.
+// each available engine (channels-last). //benchmarks:vs_pytorch compares with PyTorch.
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>

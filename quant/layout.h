@@ -6,8 +6,10 @@
 
 namespace qb {
 
-/// A copy of `gm` that makes every 4-D graph input channels-last on entry and
-/// stores fp32 conv weights channels-last. Same results up to float rounding.
+/// A copy of `gm` that makes every 4-D graph input channels-last on entry (an input
+/// used only by quantize nodes, as in an int8 model, right after them) and
+/// stores fp32 conv weights channels-last. Same results up to float rounding; int8
+/// results are the same bits.
 GraphModule to_channels_last(const GraphModule& gm);
 
 }  // namespace qb

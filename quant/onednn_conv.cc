@@ -2,7 +2,6 @@
 
 #include <ATen/ATen.h>
 
-#include "quant/quantized_ops.h"
 
 namespace qb {
 
@@ -14,24 +13,16 @@ OneDnnConv2d::OneDnnConv2d(const Conv2dOptions& options, bool relu) : options_(o
 }
 
 at::Tensor OneDnnConv2d::forward(const std::vector<at::Tensor>& inputs) {
-  const at::Tensor& input = only_input(inputs);
   const at::Tensor& weight = tensor("weight");
   // Inference tensors (loaded under c10::InferenceMode) keep no version counter.
   const uint32_t version =
       weight.is_inference() ? 0 : weight.unsafeGetTensorImpl()->version_counter().current_version();
-  Packed& packed = packed_[input.sizes().vec()];
-  if (packed.context.isNone() || packed.weight_data != weight.data_ptr() ||
-      packed.weight_version != version) {
-    const auto& o = options_;
-    packed.context = call_quantized_op(
-        "mkldnn_prepacked::conv2d_prepack", "",
-        {weight.contiguous(), c10::optional<at::Tensor>(tensor("bias")), c10::List<int64_t>(o.stride.vec()),
-         c10::List<int64_t>(o.padding.vec()), c10::List<int64_t>(o.dilation.vec()), o.groups,
-         c10::List<int64_t>(input.sizes().vec()), std::string(relu_ ? "relu" : "none")});
-    packed.weight_data = weight.data_ptr();
-    packed.weight_version = version;
+  if (!kernel_ || weight_data_ != weight.data_ptr() || weight_version_ != version) {
+    kernel_ = OneDnnConvolution::fp32(options_, relu_, weight, tensor("bias"));
+    weight_data_ = weight.data_ptr();
+    weight_version_ = version;
   }
-  return call_quantized_op("mkldnn_prepacked::conv2d_run", "", {input, packed.context}).toTensor();
+  return kernel_->run(only_input(inputs));
 }
 
 std::string OneDnnConv2d::extra_repr() const {

@@ -12,6 +12,7 @@
 #include "quant/onednn_conv.h"
 #include "quant/observers.h"
 #include "quant/quantized_modules.h"
+#include "quant/quantize_kernel.h"
 #include "quant/quantized_ops.h"
 #include "quant/stubs.h"
 
@@ -747,8 +748,9 @@ void add_functions(std::vector<OpSpec>& ops) {
       [](const std::vector<at::Tensor>& in, const Node& n) {
         expect_inputs(n, in, 1);
         at::ScalarType dtype = n.string_attr("dtype", "quint8") == "qint8" ? at::kQInt8 : at::kQUInt8;
-        return at::quantize_per_tensor(in[0], n.float_attr("scale", 1.0),
-                                       n.int_attr("zero_point", 0), dtype);
+        return fast_quantize_per_tensor(in[0], n.float_attr("scale", 1.0),
+                                        n.int_attr("zero_point", 0),
+                                        dtype);
       },
       [](TorchScriptContext& c) {
         const Node& n = c.node();

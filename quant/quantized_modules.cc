@@ -8,6 +8,8 @@
 #include <cstdio>
 #include <stdexcept>
 
+#include "quant/onednn_convolution.h"
+#include "quant/quantize_kernel.h"
 #include "quant/quantized_ops.h"
 #include "quant/stubs.h"
 
@@ -67,6 +69,9 @@ QuantizedConv2d::QuantizedConv2d(const Conv2dOptions& options, bool relu, at::Te
                               {weight, c10::optional<at::Tensor>(bias), c10::List<int64_t>(options.stride.vec()),
                                c10::List<int64_t>(options.padding.vec()),
                                c10::List<int64_t>(options.dilation.vec()), options.groups});
+  if (engine_ == "onednn") {
+    onednn_ = OneDnnConvolution::int8(options, relu, weight, bias, scale, zero_point);
+  }
   register_buffer("weight", weight);
   register_buffer("bias", bias);
   register_buffer("scale", at::scalar_tensor(scale, at::kDouble));
@@ -74,8 +79,13 @@ QuantizedConv2d::QuantizedConv2d(const Conv2dOptions& options, bool relu, at::Te
 }
 
 at::Tensor QuantizedConv2d::forward(const std::vector<at::Tensor>& inputs) {
+  if (onednn_) return onednn_->run(only_input(inputs));
+  return forward_libtorch(only_input(inputs));
+}
+
+at::Tensor QuantizedConv2d::forward_libtorch(const at::Tensor& input) const {
   return call_quantized_op(relu_ ? "quantized::conv2d_relu" : "quantized::conv2d", "new",
-                           {only_input(inputs), packed_, scale_, zero_point_})
+                           {input, packed_, scale_, zero_point_})
       .toTensor();
 }
 
@@ -133,8 +143,8 @@ Quantize::Quantize(double scale, int64_t zero_point, QDtype dtype)
 }
 
 at::Tensor Quantize::forward(const std::vector<at::Tensor>& inputs) {
-  return at::quantize_per_tensor(only_input(inputs), scale_, zero_point_,
-                                 dtype_ == QDtype::kQInt8 ? at::kQInt8 : at::kQUInt8);
+  return fast_quantize_per_tensor(only_input(inputs), scale_, zero_point_,
+                                  dtype_ == QDtype::kQInt8 ? at::kQInt8 : at::kQUInt8);
 }
 
 std::string Quantize::extra_repr() const {

@@ -8,6 +8,7 @@
 #include <ATen/core/ivalue.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "quant/module.h"
@@ -16,7 +17,11 @@
 
 namespace qb {
 
+class OneDnnConvolution;
+
 /// torch.ao.nn.quantized.Conv2d / ConvReLU2d: quint8 in, quint8 out at (scale, zero_point).
+/// On the onednn engine it runs on oneDNN directly (quant/onednn_convolution.h), giving the same
+/// bits as LibTorch's quantized::conv2d faster; on other engines it calls LibTorch's kernel.
 class QuantizedConv2d : public ModuleBase<QuantizedConv2d> {
  public:
   /// `weight` is already quantized (qint8, per tensor or per channel); `bias` stays fp32.
@@ -35,6 +40,8 @@ class QuantizedConv2d : public ModuleBase<QuantizedConv2d> {
   const std::string& engine() const { return engine_; }
   /// The Conv2dPackedParamsBase object the kernel runs with (quant/export: a TorchScript attribute).
   const c10::IValue& packed() const { return packed_; }
+  /// LibTorch's own kernel on packed(), whatever the engine: the reference forward() matches.
+  at::Tensor forward_libtorch(const at::Tensor& input) const;
 
  private:
   Conv2dOptions options_;
@@ -43,6 +50,7 @@ class QuantizedConv2d : public ModuleBase<QuantizedConv2d> {
   int64_t zero_point_;
   std::string engine_;
   c10::IValue packed_;  // the engine's prepacked weight and bias
+  std::shared_ptr<OneDnnConvolution> onednn_;  // set on the onednn engine
 };
 
 /// torch.ao.nn.quantized.Linear / LinearReLU.

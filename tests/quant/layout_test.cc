@@ -40,8 +40,14 @@ TEST_CASE("channels-last int8 model computes the same int8 logits") {
       },
       {});
   GraphModule converted = convert(prepared, {"onednn", false});
+  GraphModule channels_last = to_channels_last(converted);
+  // The layout changes on the quantized input, a quarter of the bytes.
+  const std::string quantize = converted.graph.users("x").at(0);
+  CHECK(converted.graph.node(quantize).target == "quantize_per_tensor");
+  CHECK(channels_last.graph.users(quantize) == std::vector<std::string>{quantize + "_channels_last"});
+  CHECK(channels_last.graph.node(quantize + "_channels_last").target == "contiguous");
   at::Tensor nchw = Interpreter(converted).run(x);
-  at::Tensor nhwc = Interpreter(to_channels_last(converted)).run(x);
+  at::Tensor nhwc = Interpreter(channels_last).run(x);
   CHECK(at::equal(nchw, nhwc));
 }
 
