@@ -26,6 +26,11 @@ namespace qb {
 
 namespace fs = std::filesystem;
 
+const std::vector<std::string>& latency_runtimes() {
+  static const std::vector<std::string> runtimes = {"interpreter", "torchscript"};
+  return runtimes;
+}
+
 nlohmann::json to_json(const ProbeRequest& r) {
   return {{"name", r.name},
           {"model", r.model},
@@ -36,6 +41,7 @@ nlohmann::json to_json(const ProbeRequest& r) {
           {"repetitions", r.latency.repetitions},
           {"engine", r.engine},
           {"isa", r.isa},
+          {"runtime", r.runtime},
           {"reference_model", r.reference_model},
           {"sqnr_input", r.sqnr_input}};
 }
@@ -51,6 +57,7 @@ ProbeRequest probe_request_from_json(const nlohmann::json& j) {
   r.latency.repetitions = j.at("repetitions").get<int>();
   r.engine = j.at("engine").get<std::string>();
   r.isa = j.at("isa").get<std::string>();
+  r.runtime = j.at("runtime").get<std::string>();
   r.reference_model = j.at("reference_model").get<std::string>();
   r.sqnr_input = j.at("sqnr_input").get<std::string>();
   return r;

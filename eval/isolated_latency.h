@@ -10,6 +10,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "eval/latency.h"
 
@@ -27,6 +28,11 @@ struct ProbeRequest {
   /// Caps oneDNN at this ISA (eval/onednn_isa.h) through ONEDNN_MAX_CPU_ISA; empty keeps
   /// the environment's setting.
   std::string isa;
+  /// What runs the model (latency_runtimes()): "interpreter", quantbench's own, on a file
+  /// save_model wrote; "torchscript", LibTorch's TorchScript executor on a file
+  /// export_torchscript wrote, frozen (int8) or through torch.jit.optimize_for_inference
+  /// (fp32, no engine), as PyTorch users deploy.
+  std::string runtime = "interpreter";
   /// An fp32 model and the inputs on which the model's output SQNR is computed; both
   /// empty for no SQNR.
   std::string reference_model;
@@ -38,6 +44,9 @@ struct ProbeResult {
   std::string onednn_isa;  // effective_onednn_isa() in the probe
   std::optional<double> output_sqnr_db;
 };
+
+/// The runtimes a probe can time a model under, "interpreter" first (the default).
+const std::vector<std::string>& latency_runtimes();
 
 nlohmann::json to_json(const ProbeRequest& request);
 ProbeRequest probe_request_from_json(const nlohmann::json& json);

@@ -1,15 +1,19 @@
 // The process one latency measurement runs in (eval/isolated_latency.h):
 //   latency_probe REQUEST.json RESULT.json
-// loads the saved model, times it through Google Benchmark, computes its output SQNR against
-// the fp32 reference when asked, and writes what it measured. Errors go to stderr with
-// exit status 1; the caller reports them.
+// loads the saved model under the request's runtime (quantbench's interpreter, or LibTorch's
+// TorchScript executor on an exported model), times it through Google Benchmark, computes its
+// output SQNR against the fp32 reference when asked, and writes what it measured. Errors go
+// to stderr with exit status 1; the caller reports them.
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <c10/core/InferenceMode.h>
+#include <torch/csrc/jit/api/module.h>
+#include <torch/csrc/jit/serialization/import.h>
 
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <sstream>
 #include <stdexcept>
 
@@ -33,6 +37,22 @@ at::Tensor input_tensor(const std::string& path) {
   throw std::runtime_error(path + ": holds no tensor named 'input'");
 }
 
+// The model as the request's runtime runs it: one input to one output.
+std::function<at::Tensor(const at::Tensor&)> load_runtime(const ProbeRequest& request) {
+  if (request.runtime == "interpreter") {
+    auto interpreter = std::make_shared<Interpreter>(load_model(request.model));
+    return [interpreter](const at::Tensor& x) { return interpreter->run(x); };
+  }
+  if (request.runtime == "torchscript") {
+    auto module = std::make_shared<torch::jit::Module>(torch::jit::load(request.model));
+    module->eval();
+    *module = request.engine.empty() ? torch::jit::optimize_for_inference(*module)
+                                     : torch::jit::freeze(*module);
+    return [module](const at::Tensor& x) { return module->forward({x}).toTensor(); };
+  }
+  throw std::runtime_error("unknown runtime '" + request.runtime + "'");
+}
+
 int probe_main(int argc, char** argv) {
   if (argc != 3) {
     std::fprintf(stderr, "usage: latency_probe REQUEST.json RESULT.json\n");
@@ -49,21 +69,20 @@ int probe_main(int argc, char** argv) {
   at::set_num_threads(request.latency.threads);
 
   c10::InferenceMode no_autograd;
-  GraphModule model = load_model(request.model);
-  Interpreter interpreter(model);
+  const auto run = load_runtime(request);
   const at::Tensor input = input_tensor(request.input);
 
   ProbeResult result;
   // Timed first: LibTorch's oneDNN int8 convolutions reorder their packed weights for the
   // first input shape they see and keep that layout, so a batch of 16 run before a timed
   // batch of 1 doubles ResNet-18's int8 latency.
-  result.timing = measure_latency(request.name, [&] { interpreter.run(input); }, request.latency);
+  result.timing = measure_latency(request.name, [&] { run(input); }, request.latency);
   // Asked after the model ran: by then oneDNN has fixed its ISA for this process.
   result.onednn_isa = effective_onednn_isa();
   if (!request.reference_model.empty()) {
     GraphModule reference = load_model(request.reference_model);
     const at::Tensor sqnr_input = input_tensor(request.sqnr_input);
-    result.output_sqnr_db = sqnr_db(Interpreter(reference).run(sqnr_input), interpreter.run(sqnr_input));
+    result.output_sqnr_db = sqnr_db(Interpreter(reference).run(sqnr_input), run(sqnr_input));
   }
 
   write_file_atomically(argv[2], to_json(result).dump());

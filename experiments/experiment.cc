@@ -9,6 +9,7 @@
 #include <regex>
 
 #include "base/read_file.h"
+#include "eval/isolated_latency.h"
 #include "eval/onednn_isa.h"
 #include "experiments/paths.h"
 #include "models/zoo.h"
@@ -142,7 +143,7 @@ EvaluationSpec read_evaluation(Config& config, const std::string& data_kind) {
 const std::vector<std::string>& point_fields() {
   static const std::vector<std::string> fields = {"model",   "variant", "engine",  "observer",
                                                   "weights", "mapping", "samples", "threads",
-                                                  "batch_size", "isa"};
+                                                  "batch_size", "isa", "runtime"};
   return fields;
 }
 
@@ -164,6 +165,8 @@ SweepSpec read_sweep(Config& config, const std::vector<std::string>& mapping_nam
     s.isas = config.get_string_list("sweep.isa");
     require_known(config, "sweep.isa", s.isas, onednn_isa_names());
   }
+  s.runtimes = config.get_string_list("sweep.runtimes", s.runtimes);
+  require_known(config, "sweep.runtimes", s.runtimes, latency_runtimes());
 
   nlohmann::json rules = config.get_json("sweep.exclude", nlohmann::json::array());
   if (!rules.is_array()) throw config.error("sweep.exclude", "must be a list of tables");

@@ -92,6 +92,8 @@ struct SweepSpec {
   std::vector<int64_t> batch_sizes = {1};
   /// oneDNN ISA caps (eval/onednn_isa.h); "" measures at the CPU's best.
   std::vector<std::string> isas = {""};
+  /// What times the model (eval/isolated_latency.h's latency_runtimes()).
+  std::vector<std::string> runtimes = {"interpreter"};
   /// Each rule maps point fields to a value or a list of values; a point matching every field of
   /// any rule is left out.
   std::vector<nlohmann::json> exclude;

@@ -10,6 +10,7 @@
 
 #include "experiments/points.h"
 #include "models/checkpoint.h"
+#include "models/torchscript_export.h"
 #include "quant/serialize.h"
 
 namespace qb {
@@ -31,9 +32,17 @@ std::string LatencyRunner::path(const std::string& name) const {
   return dir_ + "/" + name;
 }
 
-std::string LatencyRunner::model_file(const std::string& key, const GraphModule& model) {
-  const std::string file = path(config_hash(nlohmann::json(key)) + ".qbm");
-  if (written_.insert(file).second) save_model(model, file);
+std::string LatencyRunner::model_file(const std::string& key, const GraphModule& model,
+                                      const std::string& runtime) {
+  const bool torchscript = runtime == "torchscript";
+  const std::string file = path(config_hash(nlohmann::json(key)) + (torchscript ? ".pt" : ".qbm"));
+  if (written_.insert(file).second) {
+    if (torchscript) {
+      export_torchscript(model, file);
+    } else {
+      save_model(model, file);
+    }
+  }
   return file;
 }
 

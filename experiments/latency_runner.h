@@ -33,8 +33,10 @@ class LatencyRunner {
   LatencyRunner(const LatencyRunner&) = delete;
   LatencyRunner& operator=(const LatencyRunner&) = delete;
 
-  /// `model` saved for the probe under a name derived from `key`, once.
-  std::string model_file(const std::string& key, const GraphModule& model);
+  /// `model` saved for the probe's `runtime` (save_model for the interpreter,
+  /// export_torchscript for torchscript) under a name derived from `key`, once.
+  std::string model_file(const std::string& key, const GraphModule& model,
+                         const std::string& runtime = "interpreter");
   /// `tensor()` saved for the probe as `name`, once.
   std::string input_file(const std::string& name, const std::function<at::Tensor()>& tensor);
 

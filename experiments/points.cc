@@ -16,6 +16,7 @@ std::string Point::label() const {
     text += " calib=" + std::to_string(samples) + " " + engine;
   }
   if (!isa.empty()) text += " " + isa;
+  if (runtime != "interpreter") text += " " + runtime;
   return text;
 }
 
@@ -31,8 +32,9 @@ nlohmann::json Point::to_json() const {
     j["mapping"] = mapping;
     j["samples"] = samples;
   }
-  // Only when set, so records of sweeps without an ISA list keep their hashes.
+  // Only when set, so records of sweeps without an ISA or runtime list keep their hashes.
   if (!isa.empty()) j["isa"] = isa;
+  if (runtime != "interpreter") j["runtime"] = runtime;
   return j;
 }
 
@@ -44,6 +46,7 @@ Point Point::from_json(const nlohmann::json& json) {
     point.threads = json.at("threads").get<int64_t>();
     point.batch_size = json.at("batch_size").get<int64_t>();
     point.isa = json.value("isa", "");
+    point.runtime = json.value("runtime", "interpreter");
     if (point.int8()) {
       point.engine = json.at("engine").get<std::string>();
       point.observer = json.at("observer").get<std::string>();
@@ -62,6 +65,7 @@ std::string Point::model_key() const {
   j.erase("threads");
   j.erase("batch_size");
   j.erase("isa");
+  j.erase("runtime");
   return j.dump();
 }
 
@@ -72,7 +76,8 @@ QConfigMapping point_mapping(const Experiment& experiment, const Point& point) {
 }
 
 bool matches(const nlohmann::json& rule, const Point& point) {
-  const nlohmann::json fields = point.to_json();
+  nlohmann::json fields = point.to_json();
+  fields["runtime"] = point.runtime;  // to_json leaves the default out
   for (const auto& [field, wanted] : rule.items()) {
     auto it = fields.find(field);
     // fp32 points have no quantization fields, so rules about them never match fp32.
@@ -97,13 +102,16 @@ std::vector<Point> expand(const Experiment& e) {
     points.push_back(std::move(point));
   };
   auto timings = [&](Point point) {
-    for (const std::string& isa : e.sweep.isas) {
-      for (int64_t threads : e.sweep.threads) {
-        for (int64_t batch : e.sweep.batch_sizes) {
-          point.isa = isa;
-          point.threads = threads;
-          point.batch_size = batch;
-          add(point);
+    for (const std::string& runtime : e.sweep.runtimes) {
+      for (const std::string& isa : e.sweep.isas) {
+        for (int64_t threads : e.sweep.threads) {
+          for (int64_t batch : e.sweep.batch_sizes) {
+            point.runtime = runtime;
+            point.isa = isa;
+            point.threads = threads;
+            point.batch_size = batch;
+            add(point);
+          }
         }
       }
     }

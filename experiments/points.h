@@ -1,6 +1,7 @@
 #pragma once
 // The points of a sweep: the Cartesian product of an experiment's lists, minus its exclude rules,
-// in a fixed order (ISA, threads and batch sizes innermost, so consecutive points share a model), and
+// in a fixed order (runtime, ISA, threads and batch sizes innermost, so consecutive points share a
+// model), and
 // the hash that identifies a point's configuration across runs.
 
 #include <nlohmann/json.hpp>
@@ -29,6 +30,9 @@ struct Point {
   int64_t batch_size = 1;
   /// The oneDNN ISA cap the point is timed under (eval/onednn_isa.h); "" for the CPU's best.
   std::string isa;
+  /// What runs the model when it is timed (eval/isolated_latency.h): "interpreter" or
+  /// "torchscript". The same converted model either way, so accuracy is measured once.
+  std::string runtime = "interpreter";
 
   bool int8() const { return variant == "eager" || variant == "graph"; }
   /// The table's row label, e.g. "graph histogram/per_channel calib=256 onednn" or "fp32";
@@ -38,7 +42,7 @@ struct Point {
   nlohmann::json to_json() const;
   /// The inverse of to_json; std::invalid_argument naming a missing or mistyped field.
   static Point from_json(const nlohmann::json& json);
-  /// Identifies the converted model: every field except threads, batch size and ISA.
+  /// Identifies the converted model: every field except threads, batch size, ISA and runtime.
   std::string model_key() const;
 };
 

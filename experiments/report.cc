@@ -315,7 +315,8 @@ std::string headline(const std::vector<Record>& records) {
   for (const TableRow& row : rows) {
     const Point& p = row.record.point;
     if (p.model == int8.point.model && p.threads == int8.point.threads &&
-        p.batch_size == int8.point.batch_size && p.isa == int8.point.isa && p.variant == "fp32") {
+        p.batch_size == int8.point.batch_size && p.isa == int8.point.isa &&
+        p.runtime == int8.point.runtime && p.variant == "fp32") {
       fp32 = &row.record;
     }
   }

@@ -49,12 +49,20 @@ namespace fs = std::filesystem;
 
 /// What a point's latency timed.
 std::string timed_form(const Point& point) {
+  std::string form;
   if (point.variant == "fp32") {
-    return "fp32 deployment form: BatchNorm folded, oneDNN convolutions on prepacked weights "
+    form = "fp32 deployment form: BatchNorm folded, oneDNN convolutions on prepacked weights "
            "with fused relu, channels-last (quant/fp32_deploy.h)";
+  } else if (point.variant == "fp32_as_built") {
+    form = "fp32 as built: LibTorch's default kernels, NCHW";
+  } else {
+    form = "int8 on " + point.engine + ", channels-last";
   }
-  if (point.variant == "fp32_as_built") return "fp32 as built: LibTorch's default kernels, NCHW";
-  return "int8 on " + point.engine + ", channels-last";
+  if (point.runtime == "torchscript") {
+    form += point.int8() ? "; exported to TorchScript, run frozen by LibTorch"
+                         : "; exported to TorchScript, run by LibTorch after optimize_for_inference";
+  }
+  return form;
 }
 
 AccuracyRecord accuracy_record(const AccuracyCounts& counts) {
@@ -437,7 +445,8 @@ class Runner {
     ProbeRequest request;
     request.name = point.model + " " + point.label() + "/threads:" + std::to_string(point.threads) +
                    "/batch:" + std::to_string(point.batch_size);
-    request.model = latency_->model_file(point.model_key(), model.model);
+    request.model = latency_->model_file(point.model_key(), model.model, point.runtime);
+    request.runtime = point.runtime;
     request.input = latency_->input_file("batch" + std::to_string(point.batch_size),
                                          [&] { return data_->evaluation_batch(point.batch_size); });
     request.latency = e_.latency;

@@ -16,9 +16,10 @@ std::string csv_field(const std::string& text) {
   return quoted + "\"";
 }
 
-using SpeedupKey = std::tuple<std::string, int64_t, int64_t, std::string>;
+using SpeedupKey = std::tuple<std::string, int64_t, int64_t, std::string, std::string>;
 
-SpeedupKey speedup_key(const Point& p) { return {p.model, p.threads, p.batch_size, p.isa}; }
+// An int8 row's speedup is against the fp32 row timed the same way, runtime included.
+SpeedupKey speedup_key(const Point& p) { return {p.model, p.threads, p.batch_size, p.isa, p.runtime}; }
 
 }  // namespace
 

@@ -13,6 +13,7 @@
 
 #include "eval/onednn_isa.h"
 #include "models/checkpoint.h"
+#include "models/torchscript_export.h"
 #include "models/zoo.h"
 #include "quant/calibrate.h"
 #include "quant/convert.h"
@@ -27,7 +28,7 @@ namespace qb {
 namespace {
 
 struct Files {
-  std::string fp32, int8, damaged, input;
+  std::string fp32, int8, damaged, input, int8_torchscript, fp32_torchscript;
 };
 
 // fmnist_resnet8 with seeded weights, in fp32, int8 and int8 with one conv's weights replaced
@@ -61,9 +62,12 @@ const Files& files() {
                                        conv->scale(), conv->zero_point()));
       break;
     }
-    Files out{dir + "/fp32.qbm", dir + "/int8.qbm", dir + "/damaged.qbm", dir + "/input.pt"};
+    Files out{dir + "/fp32.qbm",        dir + "/int8.qbm",          dir + "/damaged.qbm",
+              dir + "/input.pt",        dir + "/int8_torchscript.pt", dir + "/fp32_torchscript.pt"};
     save_model(fp32, out.fp32);
     save_model(int8, out.int8);
+    export_torchscript(int8, out.int8_torchscript);
+    export_torchscript(fp32, out.fp32_torchscript);
     save_model(damaged, out.damaged);
     write_state_dict(out.input, {{"input", images}});
     return out;
@@ -102,6 +106,28 @@ TEST_CASE("the probe times the saved model in its own process and computes its o
   ProbeResult damaged = run_probe(probe, request(files().damaged));
   REQUIRE(damaged.output_sqnr_db);
   CHECK(*damaged.output_sqnr_db < 15);
+}
+
+TEST_CASE("the probe times an exported model under LibTorch's TorchScript executor") {
+  const std::string probe = find_latency_probe("");
+  const ProbeResult ours = run_probe(probe, request(files().int8));
+  ProbeRequest r = request(files().int8_torchscript);
+  r.runtime = "torchscript";
+  const ProbeResult frozen = run_probe(probe, r);
+  CHECK(frozen.timing.repetitions_ms.size() == 3);
+  CHECK(frozen.timing.median_ms > 0);
+  // The export computes our interpreter's bits, so the SQNR is the same number.
+  REQUIRE(frozen.output_sqnr_db);
+  CHECK(*frozen.output_sqnr_db == *ours.output_sqnr_db);
+
+  ProbeRequest fp32 = request(files().fp32_torchscript);
+  fp32.runtime = "torchscript";
+  fp32.engine = "";  // fp32 goes through torch.jit.optimize_for_inference
+  fp32.reference_model = fp32.sqnr_input = "";
+  CHECK(run_probe(probe, fp32).timing.median_ms > 0);
+
+  r.runtime = "onnx";
+  CHECK_THROWS_WITH(run_probe(probe, r), Catch::Contains("unknown runtime 'onnx'"));
 }
 
 TEST_CASE("the probe's ISA cap is its own: this process cannot change oneDNN's any more") {

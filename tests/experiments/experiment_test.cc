@@ -211,7 +211,10 @@ TEST_CASE("experiment errors name the file, line and key") {
         "experiment.toml:9: 'sweep.mappings': unknown value 'float_fc' (known: global)");
   CHECK(error_of(m + "[sweep]\nexclude = [{ obsrver = \"minmax\" }]\n") ==
         "experiment.toml:9: 'sweep.exclude': rule 1: unknown field 'obsrver' (known: model, "
-        "variant, engine, observer, weights, mapping, samples, threads, batch_size, isa)");
+        "variant, engine, observer, weights, mapping, samples, threads, batch_size, isa, runtime)");
+  CHECK(error_of(m + "[sweep]\nruntimes = [\"onnxruntime\"]\n") ==
+        "experiment.toml:9: 'sweep.runtimes': unknown value 'onnxruntime' (known: interpreter, "
+        "torchscript)");
   CHECK(error_of(m + "[sweep]\nisa = [\"avx512\"]\n") ==
         "experiment.toml:9: 'sweep.isa': unknown value 'avx512' (known: avx2, avx2_vnni, "
         "avx512_core, avx512_core_vnni, avx512_core_bf16, avx512_core_amx)");

@@ -44,6 +44,33 @@ TEST_CASE("expand crosses every list, threads and batch sizes innermost") {
   CHECK(distinct.size() == points.size());
 }
 
+TEST_CASE("the runtime is a dimension inside the model: one converted model, two timings") {
+  Experiment e = experiment();
+  e.sweep.variants = {"fp32", "graph"};
+  e.sweep.observers = {"minmax"};
+  e.calibration.samples = {32};
+  e.sweep.threads = {1};
+  const std::string plain_hash = config_hash(point_config(e, expand(e).back(), "sha"));
+  e.sweep.runtimes = {"interpreter", "torchscript"};
+  std::vector<Point> points = expand(e);
+  REQUIRE(points.size() == 4);
+  CHECK(points[0].label() == "fp32");
+  CHECK(points[1].label() == "fp32 torchscript");
+  CHECK(points[2].label() == "graph minmax/per_channel calib=32 onednn");
+  CHECK(points[3].label() == "graph minmax/per_channel calib=32 onednn torchscript");
+  CHECK(points[2].model_key() == points[3].model_key());
+  CHECK(points[3].to_json()["runtime"] == "torchscript");
+  CHECK_FALSE(points[2].to_json().contains("runtime"));  // earlier records keep their hashes
+  CHECK(config_hash(point_config(e, points[2], "sha")) == plain_hash);
+  CHECK(config_hash(point_config(e, points[3], "sha")) != plain_hash);
+  CHECK(Point::from_json(points[3].to_json()).runtime == "torchscript");
+  CHECK(Point::from_json(points[2].to_json()).runtime == "interpreter");
+  e.sweep.exclude = {nlohmann::json{{"runtime", "interpreter"}, {"variant", "graph"}}};
+  points = expand(e);
+  CHECK(points.size() == 3);
+  CHECK(points.back().label() == "graph minmax/per_channel calib=32 onednn torchscript");
+}
+
 TEST_CASE("exclude rules drop matching points and never match fp32 on quantization fields") {
   Experiment e = experiment();
   e.sweep.exclude = {nlohmann::json{{"variant", "eager"}, {"observer", {"histogram"}}},

@@ -279,6 +279,56 @@ dir = ")" + dir + "/results\"\n");
   CHECK(rows[2].speedup);  // against the fp32 row of the same ISA
 }
 
+TEST_CASE("the runtime is a dimension: the same model timed by the interpreter and by TorchScript") {
+  std::string dir = test::scratch_dir("sweep_runtimes").string();
+  std::string path = dir + "/experiment.toml";
+  test::write_file(path, std::string(R"(name = "sweep_runtimes"
+[model]
+)") + kZooModel + R"([data]
+kind = "fashion_mnist"
+limit = 64
+[calibration]
+samples = [32]
+[evaluation]
+accuracy = false
+[sweep]
+variants = ["fp32", "graph"]
+runtimes = ["interpreter", "torchscript"]
+[latency]
+repetitions = 2
+min_time_s = 0.01
+warmup_s = 0.0
+retries = 0
+[trust]
+round_trip = false
+sqnr_batches = 0
+[output]
+dir = ")" + dir + "/results\"\n");
+  Config config = Config::from_file(path);
+  Experiment experiment = read_experiment(config, path);
+  std::unique_ptr<Dataset> test_split = open_dataset(config, "data", experiment.evaluation.split);
+  std::unique_ptr<Dataset> train_split = open_dataset(config, "data", experiment.calibration.split);
+  config.reject_unknown_keys();
+  SweepSummary summary = run_sweep(experiment, *test_split, *train_split, {});
+  CHECK(summary.measured == 4);
+  CHECK(summary.failed == 0);
+  std::vector<nlohmann::json> records = read_records(summary.run_dir + "/records.jsonl");
+  REQUIRE(records.size() == 4);
+  CHECK(records[0]["label"] == "fp32");
+  CHECK(records[1]["label"] == "fp32 torchscript");
+  CHECK_THAT(records[1]["latency"]["form"].get<std::string>(), Catch::EndsWith("optimize_for_inference"));
+  CHECK(records[2]["label"] == "graph histogram/per_channel calib=32 onednn");
+  CHECK(records[3]["label"] == "graph histogram/per_channel calib=32 onednn torchscript");
+  CHECK(records[3]["point"]["runtime"] == "torchscript");
+  CHECK_THAT(records[3]["latency"]["form"].get<std::string>(), Catch::EndsWith("run frozen by LibTorch"));
+  // One converted model, and the export computes its bits: the same output SQNR.
+  CHECK(records[3]["trust"]["output_sqnr_db"].get<double>() ==
+        records[2]["trust"]["output_sqnr_db"].get<double>());
+  std::vector<TableRow> rows = table_rows(parse_records(records));
+  CHECK(rows[2].speedup);  // against fp32 by the interpreter
+  CHECK(rows[3].speedup);  // against fp32 by TorchScript
+}
+
 TEST_CASE("shards of a sweep together measure every point once") {
   std::string dir = test::scratch_dir("sweep_shards").string();
   std::set<std::string> hashes;
