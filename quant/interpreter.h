@@ -24,7 +24,8 @@ class Interpreter {
   Interpreter(Interpreter&&) = default;
   Interpreter& operator=(Interpreter&&) = default;
 
-  /// Runs the graph on one tensor per placeholder and returns the output values.
+  /// Runs the graph on one tensor per placeholder and returns the output values. One run
+  /// at a time: layers build and keep kernels per input shape (quant/onednn_convolution.h).
   std::vector<at::Tensor> run(const std::vector<at::Tensor>& inputs) const;
   /// The common case: one input, one output.
   at::Tensor run(const at::Tensor& input) const;

@@ -215,24 +215,14 @@ TEST_CASE("a sweep split into its accuracy and latency parts joins into the whol
   }
 }
 
-TEST_CASE("the ISA is a dimension: each probe is capped, an ISA the CPU lacks is skipped; "
-          "fp32 is timed in its deployment form, as built on request") {
-  if (!cpu_has_isa("avx2")) {
-    WARN("this CPU lacks AVX2: no ISA to cap at");
-    return;
-  }
-  std::vector<std::string> isas = {"avx2"};
-  std::string lacking;
-  for (const std::string& isa : onednn_isa_names()) {
-    if (!cpu_has_isa(isa)) lacking = isa;
-  }
-  if (!lacking.empty()) isas.push_back(lacking);
-  nlohmann::json isa_list = isas;
-  std::string dir = test::scratch_dir("sweep_isa").string();
+// A latency-only sweep of the quickstart model on 64 images, calibrated on 32, with `sweep`
+// as its [sweep] table's lines: quick probes, no accuracy, no trust checks.
+SweepSummary run_latency_sweep(const std::string& name, const std::string& sweep) {
+  std::string dir = test::scratch_dir(name).string();
   std::string path = dir + "/experiment.toml";
-  test::write_file(path, std::string(R"(name = "sweep_isa"
+  test::write_file(path, "name = \"" + name + R"("
 [model]
-)") + kZooModel + R"([data]
+)" + kZooModel + R"([data]
 kind = "fashion_mnist"
 limit = 64
 [calibration]
@@ -240,8 +230,7 @@ samples = [32]
 [evaluation]
 accuracy = false
 [sweep]
-variants = ["fp32", "fp32_as_built", "graph"]
-isa = )" + isa_list.dump() + R"(
+)" + sweep + R"(
 [latency]
 repetitions = 2
 min_time_s = 0.01
@@ -257,7 +246,24 @@ dir = ")" + dir + "/results\"\n");
   std::unique_ptr<Dataset> test_split = open_dataset(config, "data", experiment.evaluation.split);
   std::unique_ptr<Dataset> train_split = open_dataset(config, "data", experiment.calibration.split);
   config.reject_unknown_keys();
-  SweepSummary summary = run_sweep(experiment, *test_split, *train_split, {});
+  return run_sweep(experiment, *test_split, *train_split, {});
+}
+
+TEST_CASE("the ISA is a dimension: each probe is capped, an ISA the CPU lacks is skipped; "
+          "fp32 is timed in its deployment form, as built on request") {
+  if (!cpu_has_isa("avx2")) {
+    WARN("this CPU lacks AVX2: no ISA to cap at");
+    return;
+  }
+  std::vector<std::string> isas = {"avx2"};
+  std::string lacking;
+  for (const std::string& isa : onednn_isa_names()) {
+    if (!cpu_has_isa(isa)) lacking = isa;
+  }
+  if (!lacking.empty()) isas.push_back(lacking);
+  nlohmann::json isa_list = isas;
+  SweepSummary summary = run_latency_sweep(
+      "sweep_isa", "variants = [\"fp32\", \"fp32_as_built\", \"graph\"]\nisa = " + isa_list.dump());
   CHECK(summary.measured == 3);
   CHECK(summary.unsupported == (lacking.empty() ? 0 : 3));
   CHECK(summary.failed == 0);
@@ -280,36 +286,8 @@ dir = ")" + dir + "/results\"\n");
 }
 
 TEST_CASE("the runtime is a dimension: the same model timed by the interpreter and by TorchScript") {
-  std::string dir = test::scratch_dir("sweep_runtimes").string();
-  std::string path = dir + "/experiment.toml";
-  test::write_file(path, std::string(R"(name = "sweep_runtimes"
-[model]
-)") + kZooModel + R"([data]
-kind = "fashion_mnist"
-limit = 64
-[calibration]
-samples = [32]
-[evaluation]
-accuracy = false
-[sweep]
-variants = ["fp32", "graph"]
-runtimes = ["interpreter", "torchscript"]
-[latency]
-repetitions = 2
-min_time_s = 0.01
-warmup_s = 0.0
-retries = 0
-[trust]
-round_trip = false
-sqnr_batches = 0
-[output]
-dir = ")" + dir + "/results\"\n");
-  Config config = Config::from_file(path);
-  Experiment experiment = read_experiment(config, path);
-  std::unique_ptr<Dataset> test_split = open_dataset(config, "data", experiment.evaluation.split);
-  std::unique_ptr<Dataset> train_split = open_dataset(config, "data", experiment.calibration.split);
-  config.reject_unknown_keys();
-  SweepSummary summary = run_sweep(experiment, *test_split, *train_split, {});
+  SweepSummary summary = run_latency_sweep(
+      "sweep_runtimes", "variants = [\"fp32\", \"graph\"]\nruntimes = [\"interpreter\", \"torchscript\"]");
   CHECK(summary.measured == 4);
   CHECK(summary.failed == 0);
   std::vector<nlohmann::json> records = read_records(summary.run_dir + "/records.jsonl");
