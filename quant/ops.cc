@@ -11,8 +11,8 @@
 #include "quant/modules.h"
 #include "quant/onednn_conv.h"
 #include "quant/observers.h"
-#include "quant/quantized_modules.h"
 #include "quant/quantize_kernel.h"
+#include "quant/quantized_modules.h"
 #include "quant/quantized_ops.h"
 #include "quant/stubs.h"
 
@@ -749,8 +749,7 @@ void add_functions(std::vector<OpSpec>& ops) {
         expect_inputs(n, in, 1);
         at::ScalarType dtype = n.string_attr("dtype", "quint8") == "qint8" ? at::kQInt8 : at::kQUInt8;
         return fast_quantize_per_tensor(in[0], n.float_attr("scale", 1.0),
-                                        n.int_attr("zero_point", 0),
-                                        dtype);
+                                        n.int_attr("zero_point", 0), dtype);
       },
       [](TorchScriptContext& c) {
         const Node& n = c.node();
