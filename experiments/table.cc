@@ -18,8 +18,11 @@ std::string csv_field(const std::string& text) {
 
 using SpeedupKey = std::tuple<std::string, int64_t, int64_t, std::string, std::string>;
 
-// An int8 row's speedup is against the fp32 row timed the same way, runtime included.
-SpeedupKey speedup_key(const Point& p) { return {p.model, p.threads, p.batch_size, p.isa, p.runtime}; }
+// An int8 row's speedup is against the fp32 row timed the same way, runtime included, or the
+// interpreter's when the sweep timed fp32 by the interpreter only.
+SpeedupKey speedup_key(const Point& p, const std::string& runtime) {
+  return {p.model, p.threads, p.batch_size, p.isa, runtime};
+}
 
 }  // namespace
 
@@ -29,11 +32,12 @@ std::vector<TableRow> table_rows(const std::vector<Record>& records) {
   std::map<SpeedupKey, double> fp32_latency;
   for (const TableRow& row : rows) {
     if (row.record.point.variant == "fp32" && row.record.latency) {
-      fp32_latency[speedup_key(row.record.point)] = row.record.latency->median_ms;
+      fp32_latency[speedup_key(row.record.point, row.record.point.runtime)] = row.record.latency->median_ms;
     }
   }
   for (TableRow& row : rows) {
-    auto it = fp32_latency.find(speedup_key(row.record.point));
+    auto it = fp32_latency.find(speedup_key(row.record.point, row.record.point.runtime));
+    if (it == fp32_latency.end()) it = fp32_latency.find(speedup_key(row.record.point, "interpreter"));
     if (it != fp32_latency.end() && row.record.latency && row.record.latency->median_ms > 0 &&
         !row.record.broken()) {
       row.speedup = it->second / row.record.latency->median_ms;

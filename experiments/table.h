@@ -2,7 +2,8 @@
 // The comparison table of a run, built from its records: one row per point, with the metrics
 // of experiments/metrics.h (size, accuracy as the mean and 95% interval over calibration seeds,
 // latency, output SQNR) and the speedup against the fp32 row of the same model, thread count,
-// batch size, ISA and runtime. A latency measured under contention is marked "noisy", one with more
+// batch size, ISA and runtime (or the interpreter's, when fp32 was timed by it only). A latency
+// measured under contention is marked "noisy", one with more
 // threads than cores "oversubscribed", and an int8 model whose output is too far from fp32's
 // "BROKEN" (with no speedup: a wrong result is not faster).
 

@@ -62,6 +62,26 @@ TEST_CASE("rows show seeded intervals and the speedup against fp32 at the same t
             "99.8,99.7,99.9,0.5,,3,8.0000,,false,false,false\n");
 }
 
+TEST_CASE("a torchscript row's speedup is against fp32 by TorchScript, else by the interpreter") {
+  auto timed_by = [](nlohmann::json r, const std::string& runtime) {
+    r["point"]["runtime"] = runtime;
+    return r;
+  };
+  const std::string int8 = "graph histogram/per_channel calib=32 onednn";
+  std::vector<TableRow> rows = table_rows(parse_records({
+      record("f1", "fp32", 1, 2.0, nullptr),
+      record("q1", int8, 1, 0.5, nullptr),
+      timed_by(record("q2", int8 + " torchscript", 1, 0.8, nullptr), "torchscript"),
+      record("f2", "fp32", 2, 1.2, nullptr),
+      timed_by(record("f3", "fp32 torchscript", 2, 3.0, nullptr), "torchscript"),
+      timed_by(record("q3", int8 + " torchscript", 2, 0.6, nullptr), "torchscript"),
+  }));
+  REQUIRE(rows.size() == 6);
+  CHECK(*rows[1].speedup == 4.0);  // interpreter against interpreter
+  CHECK(*rows[2].speedup == 2.5);  // no fp32 by TorchScript at 1 thread: the interpreter's
+  CHECK(*rows[5].speedup == 5.0);  // fp32 by TorchScript at 2 threads
+}
+
 TEST_CASE("latency-only records leave the accuracy columns empty") {
   std::vector<TableRow> rows = table_rows(parse_records({record("h", "fp32", 1, 1.0, nullptr)}));
   CHECK(markdown_table(rows).find("| m | fp32 | 1 | 1 | 0.310 | - | - | 1.000 | - | 1.00x |") !=
