@@ -29,7 +29,6 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <optional>
 #include <string>
 #include <vector>
 
@@ -88,7 +87,6 @@ std::string export_dir() {
 }
 
 Row load_row(const std::string& dir) {
-  c10::InferenceMode inference;
   // Calibrate on one thread, as the export does: fp32 kernels sum in a different order on
   // two, which moves a histogram bin edge now and then and with it a scale.
   at::set_num_threads(1);
@@ -98,17 +96,7 @@ Row load_row(const std::string& dir) {
   QConfigMapping mapping;
   mapping.set_global(default_qconfig("onednn"));
   GraphModule prepared = prepare(fp32, mapping);
-  const at::Tensor calibration = saved(dir + "/calibration.pt");
-  int64_t start = 0;
-  calibrate(
-      prepared,
-      [&]() -> std::optional<at::Tensor> {
-        if (start >= calibration.size(0)) return std::nullopt;
-        at::Tensor batch = calibration.slice(0, start, start + kCalibrationBatch);
-        start += kCalibrationBatch;
-        return batch;
-      },
-      {});
+  calibrate(prepared, tensor_batches(saved(dir + "/calibration.pt"), kCalibrationBatch), {});
   row.int8_graph = to_channels_last(convert(prepared, {"onednn", false}));
   row.fp32_graph = to_fp32_deploy(fp32);
   row.int8 = std::make_unique<Interpreter>(row.int8_graph);
@@ -124,6 +112,7 @@ Row load_row(const std::string& dir) {
     ts.pytorch_int8 = torch::jit::load(dir + "/int8_frozen.pt");
     torch::jit::Module pytorch_fp32 = torch::jit::load(dir + "/fp32_scripted.pt");
     ts.pytorch_fp32 = torch::jit::optimize_for_inference(pytorch_fp32);
+    c10::InferenceMode inference;
     const at::Tensor ours = row.int8->run(row.input);
     row.same_bits &= at::equal(ours, ts.pytorch_int8.forward({row.input}).toTensor());
     row.torchscript_same_bits &= at::equal(ours, ts.int8_torchscript.forward({row.input}).toTensor());

@@ -6,6 +6,16 @@
 
 namespace qb {
 
+BatchSource tensor_batches(const at::Tensor& data, int64_t batch_size) {
+  int64_t start = 0;
+  return [data, batch_size, start]() mutable -> std::optional<at::Tensor> {
+    if (start >= data.size(0)) return std::nullopt;
+    at::Tensor batch = data.slice(0, start, start + batch_size);
+    start += batch_size;
+    return batch;
+  };
+}
+
 int64_t calibrate(const GraphModule& prepared, const BatchSource& next_batch,
                   const CalibrateOptions& options) {
   at::NoGradGuard no_grad;  // not InferenceMode: observer buffers must stay ordinary tensors

@@ -13,6 +13,10 @@ namespace qb {
 /// Yields the next batch of inputs, or nullopt when the data is exhausted.
 using BatchSource = std::function<std::optional<at::Tensor>()>;
 
+/// The rows of `data` (its first dimension) in order, `batch_size` at a time, the last batch
+/// possibly shorter: a calibration tensor as PyTorch FX's tests feed it.
+BatchSource tensor_batches(const at::Tensor& data, int64_t batch_size);
+
 struct CalibrateOptions {
   /// Stop once this many examples have been seen (0: exhaust the source). Like
   /// PyTorch's tutorial, whole batches are used, so up to a batch more may be seen.

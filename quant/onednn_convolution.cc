@@ -103,7 +103,6 @@ OneDnnConvolution::Plan& OneDnnConvolution::plan_for(const at::Tensor& input) {
     return plan.threads == threads && plan.input_scale == input_scale &&
            plan.input_zero_point == input_zero_point && input.sizes().equals(plan.input_sizes);
   };
-  if (last_ && matches(*last_)) return *last_;
   for (auto& plan : plans_) {
     if (matches(*plan)) return *(last_ = plan.get());
   }

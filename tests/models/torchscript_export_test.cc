@@ -39,16 +39,7 @@ qb::GraphModule int8_model(const qb::GraphModule& model) {
   qb::QConfigMapping mapping;
   mapping.set_global(qb::default_qconfig("onednn"));
   qb::GraphModule prepared = qb::prepare(model, mapping);
-  at::Tensor data = images(16, 1);
-  int64_t batch = 0;
-  qb::calibrate(
-      prepared,
-      [&]() -> std::optional<at::Tensor> {
-        if (batch == 4) return std::nullopt;
-        int64_t start = 4 * batch++;
-        return data.slice(0, start, start + 4);
-      },
-      {});
+  qb::calibrate(prepared, qb::tensor_batches(images(16, 1), 4), {});
   return qb::convert(prepared, {});
 }
 

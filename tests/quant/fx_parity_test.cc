@@ -77,17 +77,7 @@ void check_parity(const std::string& model, const std::string& dir, const std::s
   qb::QConfigMapping mapping;
   mapping.set_global(qb::default_qconfig("onednn"));
   qb::GraphModule prepared = qb::prepare(imported, mapping);
-  at::Tensor calibration = saved(dir + "/calibration.pt");
-  int64_t start = 0;
-  qb::calibrate(
-      prepared,
-      [&]() -> std::optional<at::Tensor> {
-        if (start >= calibration.size(0)) return std::nullopt;
-        at::Tensor batch = calibration.slice(0, start, start + 4);
-        start += 4;
-        return batch;
-      },
-      {});
+  qb::calibrate(prepared, qb::tensor_batches(saved(dir + "/calibration.pt"), 4), {});
 
   // Every observer PyTorch placed, at the same place, with the same qparams.
   std::map<std::string, const qb::Node*> ours;
