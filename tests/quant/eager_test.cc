@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <fstream>
 #include <map>
 #include <set>
@@ -55,11 +56,26 @@ Groups fixture_groups(const std::string& model) {
   return groups;
 }
 
+// PyTorch's eager-mode results on this CPU: int8 logits depend on its kernels, so the script
+// writes them at test time (under the test's ISA cap, which it inherits).
+const std::string& logits_dir() {
+  static const std::string dir = [] {
+    std::string out = qb::test::scratch_dir("eager_logits").string();
+    std::string script = qb::test::source_path("tests/fixtures/make_eager_fixtures.py").string();
+    std::string command = "/usr/bin/python3 " + script + " --logits " + out + " > /dev/null";
+    if (std::system(command.c_str()) != 0) throw std::runtime_error("failed: " + command);
+    return out;
+  }();
+  return dir;
+}
+
 // A <name>.logits file: "input N C H W", "fp32 v v ...", "int8 v v ..." (PyTorch's
 // eager-mode result), as label -> values.
 std::map<std::string, std::vector<double>> fixture_logits(const std::string& name) {
   std::map<std::string, std::vector<double>> values;
-  for (const std::string& line : fixture_lines(name + ".logits")) {
+  std::ifstream file(logits_dir() + "/" + name + ".logits");
+  if (!file) throw std::runtime_error("cannot open " + logits_dir() + "/" + name + ".logits");
+  for (std::string line; std::getline(file, line);) {
     std::istringstream in(line);
     std::string label;
     in >> label;

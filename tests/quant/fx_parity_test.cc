@@ -59,8 +59,12 @@ struct Expect {
   bool same_observers = true;
   /// 0: the logits must be bit-identical; otherwise the largest difference allowed.
   double logit_tolerance = 0;
-  /// Least SQNR of our int8 logits against the fp32 model's.
-  double min_sqnr_db = 20;
+  /// Least SQNR of our int8 logits against the fp32 model's: a floor against garbage both
+  /// sides would agree on (AMX depthwise int8 gives about 1 dB), not an accuracy bar. It is the
+  /// sweep's broken_below_db, because the figure depends on the CPU: oneDNN's int8 kernels
+  /// without VNNI (AVX2, AVX-512 without VNNI) add u8 x s8 products in pairs with 16-bit
+  /// saturation, which takes efficientnet_b0 from 37 dB to 18 dB, for PyTorch FX as for us.
+  double min_sqnr_db = 15;
   /// False for models PyTorch FX cannot trace: nothing to compare with but fp32.
   bool fx_reference = true;
 };
@@ -185,7 +189,7 @@ TEST_CASE("regnet_x_400mf (x.flatten as a method: fp32 in FX; module names with 
 TEST_CASE("efficientnet_b0 (SiLU in fp32, fixed-qparams sigmoid, stochastic depth)") {
   // Tracing leaves no trace of eval-mode StochasticDepth, which FX keeps as a node with
   // an observer after it: one observer fewer per block, the same logits.
-  check_model("efficientnet_b0", {}, {false, 0, 30});
+  check_model("efficientnet_b0", {}, {false});
 }
 
 TEST_CASE("densenet121 (standalone BatchNorm as BNReLU2d, cat of a growing list)") {
@@ -196,7 +200,7 @@ TEST_CASE("densenet121 (standalone BatchNorm as BNReLU2d, cat of a growing list)
 // holds it, and quantbench quantizes it: no FX reference, so the SQNR against fp32 is
 // the measure, and the export must still agree with the interpreter.
 TEST_CASE("shufflenet_v2_x1_0 (sizes from x.size(), chunk, transpose), which FX cannot trace") {
-  const Expect no_fx{false, 0, 20, false};
+  const Expect no_fx{false, 0, 15, false};
   check_model("shufflenet_v2_x1_0", no_fx, no_fx);
 }
 
