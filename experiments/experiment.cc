@@ -143,8 +143,33 @@ EvaluationSpec read_evaluation(Config& config, const std::string& data_kind) {
 const std::vector<std::string>& point_fields() {
   static const std::vector<std::string> fields = {"model",   "variant", "engine",  "observer",
                                                   "weights", "mapping", "samples", "threads",
-                                                  "batch_size", "isa", "runtime"};
+                                                  "batch_size", "isa", "runtime", "correction"};
   return fields;
+}
+
+/// A list of rules matching points ({ variant = "eager", observer = ["entropy"] }), as
+/// sweep.exclude and tuning.points hold them.
+std::vector<nlohmann::json> read_point_rules(Config& config, const std::string& key) {
+  nlohmann::json rules = config.get_json(key, nlohmann::json::array());
+  if (!rules.is_array()) throw config.error(key, "must be a list of tables");
+  for (size_t i = 0; i < rules.size(); ++i) {
+    const nlohmann::json& rule = rules[i];
+    std::string where = "rule " + std::to_string(i + 1) + ": ";
+    if (!rule.is_object() || rule.empty()) {
+      throw config.error(key, where + "must be a non-empty table such as "
+                                      "{ variant = \"eager\", observer = \"entropy\" }");
+    }
+    for (const auto& [field, value] : rule.items()) {
+      const auto& fields = point_fields();
+      if (std::find(fields.begin(), fields.end(), field) == fields.end()) {
+        throw config.error(key, where + "unknown field '" + field + "' (known: " + joined(fields) + ")");
+      }
+      if (!value.is_primitive() && !value.is_array()) {
+        throw config.error(key, where + "'" + field + "' must be a value or a list");
+      }
+    }
+  }
+  return rules.get<std::vector<nlohmann::json>>();
 }
 
 SweepSpec read_sweep(Config& config, const std::vector<std::string>& mapping_names) {
@@ -167,29 +192,42 @@ SweepSpec read_sweep(Config& config, const std::vector<std::string>& mapping_nam
   }
   s.runtimes = config.get_string_list("sweep.runtimes", s.runtimes);
   require_known(config, "sweep.runtimes", s.runtimes, latency_runtimes());
-
-  nlohmann::json rules = config.get_json("sweep.exclude", nlohmann::json::array());
-  if (!rules.is_array()) throw config.error("sweep.exclude", "must be a list of tables");
-  for (size_t i = 0; i < rules.size(); ++i) {
-    const nlohmann::json& rule = rules[i];
-    std::string where = "rule " + std::to_string(i + 1) + ": ";
-    if (!rule.is_object() || rule.empty()) {
-      throw config.error("sweep.exclude", where + "must be a non-empty table such as "
-                                                  "{ variant = \"eager\", observer = \"entropy\" }");
-    }
-    for (const auto& [field, value] : rule.items()) {
-      const auto& fields = point_fields();
-      if (std::find(fields.begin(), fields.end(), field) == fields.end()) {
-        throw config.error("sweep.exclude", where + "unknown field '" + field +
-                                                "' (known: " + joined(fields) + ")");
-      }
-      if (!value.is_primitive() && !value.is_array()) {
-        throw config.error("sweep.exclude", where + "'" + field + "' must be a value or a list");
-      }
-    }
-    s.exclude.push_back(rule);
+  s.corrections = config.get_string_list("sweep.corrections", s.corrections);
+  require_known(config, "sweep.corrections", s.corrections, sweep_corrections());
+  const bool corrects = std::any_of(s.corrections.begin(), s.corrections.end(),
+                                    [](const std::string& c) { return c != "none"; });
+  if (corrects && std::count(s.variants.begin(), s.variants.end(), "graph") == 0) {
+    throw config.error("sweep.corrections", "corrections apply to graph points: add \"graph\" to sweep.variants");
   }
+
+  s.exclude = read_point_rules(config, "sweep.exclude");
   return s;
+}
+
+TuningSpec read_tuning(Config& config) {
+  TuningSpec t;
+  t.enabled = config.has("tuning");
+  if (!t.enabled) return t;
+  if (config.has("tuning.max_drop")) t.max_drop = config.get_double("tuning.max_drop");
+  if (config.has("tuning.max_relative_drop")) t.max_relative_drop = config.get_double("tuning.max_relative_drop");
+  if (t.max_drop.has_value() == t.max_relative_drop.has_value()) {
+    throw config.error("tuning", "set exactly one budget: max_drop (points of top-1) or max_relative_drop "
+                                 "(a fraction of fp32's top-1)");
+  }
+  if (t.max_drop && !(*t.max_drop >= 0 && *t.max_drop <= 100)) {
+    throw config.error("tuning.max_drop", "must be between 0 and 100 points");
+  }
+  if (t.max_relative_drop && !(*t.max_relative_drop >= 0 && *t.max_relative_drop <= 1)) {
+    throw config.error("tuning.max_relative_drop", "must be a fraction between 0 and 1");
+  }
+  t.points = read_point_rules(config, "tuning.points");
+  t.samples = config.get_int("tuning.samples", IntRange{1, kCountRange.max}, t.samples);
+  t.seed = static_cast<uint64_t>(config.get_int("tuning.seed", kSeedRange, static_cast<int64_t>(t.seed)));
+  t.sensitivity_samples = config.get_int("tuning.sensitivity_samples", kCountRange, t.sensitivity_samples);
+  t.sensitivity_seed = static_cast<uint64_t>(
+      config.get_int("tuning.sensitivity_seed", kSeedRange, static_cast<int64_t>(t.sensitivity_seed)));
+  t.max_layers = config.get_int("tuning.max_layers", kCountRange, t.max_layers);
+  return t;
 }
 
 /// The named qconfig mapping files under [mappings]; a file may not set [global], which each
@@ -222,6 +260,11 @@ void read_mappings(Config& config, Experiment& experiment) {
 }
 
 }  // namespace
+
+const std::vector<std::string>& sweep_corrections() {
+  static const std::vector<std::string> corrections = {"none", "bias_correction", "equalization"};
+  return corrections;
+}
 
 std::string file_sha256(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -303,6 +346,7 @@ Experiment read_experiment(Config& config, const std::string& file) {
   e.trust.sqnr_batches = config.get_int("trust.sqnr_batches", {0, 1 << 20}, e.trust.sqnr_batches);
   e.trust.round_trip = config.get_bool("trust.round_trip", e.trust.round_trip);
   e.trust.broken_below_db = config.get_double("trust.broken_below_db", e.trust.broken_below_db);
+  e.tuning = read_tuning(config);
 
   const std::string output_dir = config.get_string("output.dir", "results/" + e.name);
   if (output_dir.empty()) throw config.error("output.dir", "must name a directory (default: results/<name>)");

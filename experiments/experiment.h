@@ -20,13 +20,16 @@
 //                  in its deployment form, quant/fp32_deploy.h), engines, observers, weights,
 //                  mappings = ["global", <names of [mappings] files>], threads, batch_sizes,
 //                  isa = ["avx512_core_vnni", "avx512_core_amx"] (oneDNN's ISA cap; default:
-//                  the CPU's best), exclude = [{ variant = "eager", observer = ["entropy"] }, ...]
+//                  the CPU's best), corrections = ["none", "bias_correction", "equalization"],
+//                  exclude = [{ variant = "eager", observer = ["entropy"] }, ...]
 //   [mappings]     <name> = "path/to/qconfig_mapping.toml" (overrides over the global qconfig)
 //   [latency]      repetitions, min_time_s, warmup_s; contention: retries = 2,
 //                  retry_wait_s = 10, min_cpu_per_thread = 0.85,
 //                  max_involuntary_switches_per_thread_s = 100, max_steal_fraction = 0.05
 //                  (eval/contention.h)
 //   [trust]        sqnr_batches = 2, round_trip = true, broken_below_db = 15
+//   [tuning]       max_drop = 0.5 (or max_relative_drop = 0.01), points = [{...}], samples = 2000,
+//                  seed = 1, sensitivity_samples = 1000, sensitivity_seed = 0, max_layers = 0
 //   [output]       dir = "results/<name>"
 
 #include <nlohmann/json.hpp>
@@ -94,6 +97,9 @@ struct SweepSpec {
   std::vector<std::string> isas = {""};
   /// What times the model (eval/isolated_latency.h's latency_runtimes()).
   std::vector<std::string> runtimes = {"interpreter"};
+  /// Corrections of graph points (sweep_corrections()): "none", "bias_correction" (after
+  /// calibration, quant/bias_correction.h) or "equalization" (before it, quant/equalization.h).
+  std::vector<std::string> corrections = {"none"};
   /// Each rule maps point fields to a value or a list of values; a point matching every field of
   /// any rule is left out.
   std::vector<nlohmann::json> exclude;
@@ -107,6 +113,32 @@ struct TrustSpec {
   /// An int8 point whose output SQNR against fp32 is below this is marked broken.
   double broken_below_db = 15;
 };
+
+/// [tuning]: per-layer sensitivity and the fp32 fallback to an accuracy budget, run by
+/// `sweep --tune` (experiments/tuning.h).
+struct TuningSpec {
+  /// The experiment has a [tuning] table.
+  bool enabled = false;
+  /// The budget, exactly one of the two: top-1 may fall at most max_drop points below fp32's,
+  /// or at most max_relative_drop times fp32's top-1 (0.01: one percent of it).
+  std::optional<double> max_drop;
+  std::optional<double> max_relative_drop;
+  /// Which graph points to tune, as rules like sweep.exclude's; empty: every calibrated graph point.
+  std::vector<nlohmann::json> points;
+  /// The tuning subset: `samples` examples of the calibration split drawn with `seed`; no example
+  /// may also be in the evaluation set (checked by content).
+  int64_t samples = 2000;
+  uint64_t seed = 1;
+  /// Sensitivity is measured on this many evaluation examples drawn with sensitivity_seed
+  /// (0: the whole evaluation set).
+  int64_t sensitivity_samples = 1000;
+  uint64_t sensitivity_seed = 0;
+  /// The greedy search gives up after this many layers fall back (0: no limit).
+  int64_t max_layers = 0;
+};
+
+/// The corrections sweep.corrections accepts.
+const std::vector<std::string>& sweep_corrections();
 
 /// What a sweep does when a latency measurement was contended (eval/contention.h).
 struct ContentionSpec {
@@ -134,6 +166,7 @@ struct Experiment {
   LatencyOptions latency;
   ContentionSpec contention;
   TrustSpec trust;
+  TuningSpec tuning;
   std::string output_dir;
   /// The [data] table as written, for records and hashing.
   nlohmann::json data;

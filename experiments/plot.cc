@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
@@ -56,9 +57,23 @@ std::string gnuplot_script(const PlotSpec& spec, const std::string& svg_path) {
     if (spec.x_tics.size() > 8) s += " rotate by 90 right font \",8\"";
     s += "\n";
   }
+  // Bars share each category's unit width, side by side.
+  const double bar_width = 0.8 / static_cast<double>(std::max<size_t>(1, spec.series.size()));
+  if (spec.bars) s += "set style fill solid 0.7 border -1\nset boxwidth " + number(bar_width) + "\n";
   std::string plot = "plot ";
   for (size_t k = 0; k < spec.series.size(); ++k) {
     const Series& series = spec.series[k];
+    if (spec.bars) {
+      const std::string block = "$s" + std::to_string(k);
+      const double shift = (static_cast<double>(k) - (static_cast<double>(spec.series.size()) - 1) / 2) * bar_width;
+      s += block + " << EOD\n";
+      for (size_t i = 0; i < series.x.size(); ++i) {
+        s += number(series.x[i] + shift) + " " + number(series.y[i]) + "\n";
+      }
+      s += "EOD\n";
+      plot += (k ? ", " : "") + block + " using 1:2 with boxes title " + quoted(series.title);
+      continue;
+    }
     const bool bars = !series.low.empty() && series.low.size() == series.x.size();
     const bool sized = !bars && !series.point_size.empty() &&
                        series.point_size.size() == series.x.size();

@@ -27,6 +27,8 @@ struct PlotSpec {
   bool log_x = false;
   /// Connect each series' points (false: points only).
   bool lines = true;
+  /// Draw each series as bars, the series side by side at each x (a categorical axis).
+  bool bars = false;
   std::vector<Series> series;
 };
 

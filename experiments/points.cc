@@ -14,6 +14,7 @@ std::string Point::label() const {
     text += " " + observer + "/" + weights;
     if (mapping != "global") text += " " + mapping;
     text += " calib=" + std::to_string(samples) + " " + engine;
+    if (correction != "none") text += " " + correction;
   }
   if (!isa.empty()) text += " " + isa;
   if (runtime != "interpreter") text += " " + runtime;
@@ -31,8 +32,9 @@ nlohmann::json Point::to_json() const {
     j["weights"] = weights;
     j["mapping"] = mapping;
     j["samples"] = samples;
+    if (correction != "none") j["correction"] = correction;
   }
-  // Only when set, so records of sweeps without an ISA or runtime list keep their hashes.
+  // Only when set, so records of sweeps without an ISA, runtime or correction keep their hashes.
   if (!isa.empty()) j["isa"] = isa;
   if (runtime != "interpreter") j["runtime"] = runtime;
   return j;
@@ -53,6 +55,7 @@ Point Point::from_json(const nlohmann::json& json) {
       point.weights = json.at("weights").get<std::string>();
       point.mapping = json.at("mapping").get<std::string>();
       point.samples = json.at("samples").get<int64_t>();
+      point.correction = json.value("correction", "none");
     }
   } catch (const nlohmann::json::exception& e) {
     throw std::invalid_argument("point " + json.dump() + ": " + e.what());
@@ -77,7 +80,8 @@ QConfigMapping point_mapping(const Experiment& experiment, const Point& point) {
 
 bool matches(const nlohmann::json& rule, const Point& point) {
   nlohmann::json fields = point.to_json();
-  fields["runtime"] = point.runtime;  // to_json leaves the default out
+  fields["runtime"] = point.runtime;  // to_json leaves the defaults out
+  if (point.int8()) fields["correction"] = point.correction;
   for (const auto& [field, wanted] : rule.items()) {
     auto it = fields.find(field);
     // fp32 points have no quantization fields, so rules about them never match fp32.
@@ -129,14 +133,19 @@ std::vector<Point> expand(const Experiment& e) {
         for (const std::string& mapping : e.sweep.mappings)
           for (const std::string& observer : e.sweep.observers)
             for (const std::string& weights : e.sweep.weights)
-              for (int64_t samples : e.calibration.samples) {
-                point.engine = engine;
-                point.mapping = mapping;
-                point.observer = observer;
-                point.weights = weights;
-                point.samples = samples;
-                timings(point);
-              }
+              for (int64_t samples : e.calibration.samples)
+                for (const std::string& correction : e.sweep.corrections) {
+                  // Eager mode has no corrections; bias correction needs calibration data.
+                  if (correction != "none" && variant == "eager") continue;
+                  if (correction == "bias_correction" && samples == 0) continue;
+                  point.engine = engine;
+                  point.mapping = mapping;
+                  point.observer = observer;
+                  point.weights = weights;
+                  point.samples = samples;
+                  point.correction = correction;
+                  timings(point);
+                }
     }
   }
   return points;

@@ -26,6 +26,9 @@ struct Point {
   std::string weights;
   std::string mapping;
   int64_t samples = -1;  // calibration samples; 0 converts without calibration
+  /// A graph point's correction before or after calibration (experiment.h's
+  /// sweep_corrections()): "none", "bias_correction" or "equalization".
+  std::string correction = "none";
   int64_t threads = 1;
   int64_t batch_size = 1;
   /// The oneDNN ISA cap the point is timed under (eval/onednn_isa.h); "" for the CPU's best.

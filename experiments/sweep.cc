@@ -8,10 +8,15 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <algorithm>
+#include <cctype>
+#include <limits>
 #include <map>
+#include <set>
 
 #include "base/atomic_file.h"
 #include "base/read_file.h"
+#include "data/batches.h"
 #include "data/hash.h"
 #include "eval/accuracy.h"
 #include "eval/environment.h"
@@ -22,6 +27,7 @@
 #include "experiments/error_message.h"
 #include "experiments/latency_runner.h"
 #include "experiments/paths.h"
+#include "experiments/plot.h"
 #include "experiments/points.h"
 #include "experiments/record_log.h"
 #include "experiments/run_tables.h"
@@ -29,16 +35,21 @@
 #include "experiments/sweep_data.h"
 #include "experiments/table.h"
 #include "experiments/trust_checks.h"
+#include "experiments/tuning.h"
 #include "models/checkpoint.h"
 #include "models/torchscript_import.h"
 #include "models/zoo.h"
+#include "quant/bias_correction.h"
 #include "quant/calibrate.h"
 #include "quant/convert.h"
 #include "quant/eager.h"
+#include "quant/equalization.h"
 #include "quant/fp32_deploy.h"
+#include "quant/fp32_fallback.h"
 #include "quant/fuse.h"
 #include "quant/interpreter.h"
 #include "quant/layout.h"
+#include "quant/inspect.h"
 #include "quant/prepare.h"
 
 namespace qb {
@@ -312,37 +323,67 @@ class Runner {
                              data_->evaluation(), options);
   }
 
-  /// Prepares, calibrates on seed's subset, and converts.
-  GraphModule quantize(const Point& point, uint64_t seed) {
-    QConfigMapping mapping = point_mapping(e_, point);
+  /// The float graph a graph point is prepared from: the fp32 model, or for equalization its
+  /// fused form with cross-layer equalization applied (ReLU6 between equalized convolutions
+  /// made ReLU, as DFQ does; quant/equalization.h).
+  GraphModule float_graph(const Point& point, const QConfigMapping& mapping) {
+    if (point.correction != "equalization") return fp32_model(point.model);
+    EqualizationOptions options;
+    options.replace_relu6 = true;
+    return fuse(equalize(fuse(fp32_model(point.model), mapping), options), mapping);
+  }
+
+  /// Prepares with `mapping` and calibrates on seed's subset, then corrects biases when the
+  /// point asks.
+  GraphModule calibrated(const Point& point, uint64_t seed, const QConfigMapping& mapping) {
     GraphModule prepared =
         point.variant == "eager"
             ? prepare_eager(fuse_modules(build(point.model, true), fuse_model_groups(point.model)),
                             mapping)
-            : prepare(fp32_model(point.model), mapping);
-    if (point.samples > 0) {
-      std::vector<at::Tensor> batches = data_->calibration_batches(seed, point.samples);
-      size_t next = 0;
-      Progress progress("calibrating (seed " + std::to_string(seed) + ")", point.samples);
-      CalibrateOptions options;
-      options.on_batch = [&](int64_t seen) { progress.update(seen); };
-      calibrate(
-          prepared,
-          [&]() -> std::optional<at::Tensor> {
-            if (next == batches.size()) return std::nullopt;
-            return batches[next++];
-          },
-          options);
-      progress.finish();
-    }
+            : prepare(float_graph(point, mapping), mapping);
+    if (point.samples == 0) return prepared;
+    std::vector<at::Tensor> batches = data_->calibration_batches(seed, point.samples);
+    Progress progress("calibrating (seed " + std::to_string(seed) + ")", point.samples);
+    CalibrateOptions options;
+    options.on_batch = [&](int64_t seen) { progress.update(seen); };
+    size_t next = 0;
+    calibrate(
+        prepared,
+        [&]() -> std::optional<at::Tensor> {
+          if (next == batches.size()) return std::nullopt;
+          return batches[next++];
+        },
+        options);
+    progress.finish();
+    if (point.correction != "bias_correction") return prepared;
+    BiasCorrectionOptions correction;
+    correction.convert = convert_options(point);
+    std::optional<Progress> progress_layers;  // its total is known at the first layer
+    correction.on_layer = [&](size_t done, size_t total) {
+      if (!progress_layers) progress_layers.emplace("bias correction, layers", static_cast<int64_t>(total));
+      progress_layers->update(static_cast<int64_t>(done));
+    };
+    GraphModule result = correct_bias(prepared, fuse(float_graph(point, mapping), mapping), batches, correction);
+    if (progress_layers) progress_layers->finish();
+    return result;
+  }
+
+  ConvertOptions convert_options(const Point& point) const {
     ConvertOptions options;
     options.engine = point.engine;
     options.allow_uncalibrated = point.samples == 0;
-    GraphModule int8 =
-        point.variant == "eager" ? convert_eager(prepared, options) : convert(prepared, options);
+    return options;
+  }
+
+  /// Prepares, calibrates on seed's subset, corrects, and converts.
+  GraphModule quantize(const Point& point, uint64_t seed, const QConfigMapping& mapping) {
+    GraphModule prepared = calibrated(point, seed, mapping);
+    GraphModule int8 = point.variant == "eager" ? convert_eager(prepared, convert_options(point))
+                                                : convert(prepared, convert_options(point));
     // int8 runs channels-last, the layout oneDNN's int8 convolutions use (bit-identical results).
     return to_channels_last(int8);
   }
+  GraphModule quantize(const Point& point, uint64_t seed) { return quantize(point, seed, point_mapping(e_, point)); }
 
   /// The float model whose node names line up with the converted one's (quant/inspect.h): what
   /// prepare or prepare_eager was given, after fusion.
@@ -350,7 +391,284 @@ class Runner {
     if (point.variant == "eager") {
       return fuse_modules(build(point.model, true), fuse_model_groups(point.model));
     }
-    return fuse(fp32_model(point.model), point_mapping(e_, point));
+    const QConfigMapping mapping = point_mapping(e_, point);
+    return fuse(float_graph(point, mapping), mapping);
+  }
+
+ public:
+  /// --tune: per-layer sensitivity and the fp32 fallback of every [tuning] point
+  /// (experiments/tuning.h), into the run directory's tuning/ folder; points whose results are
+  /// there already are skipped, and a sensitivity analysis cut short resumes at its next layer.
+  SweepSummary tune() {
+    if (!e_.tuning.enabled) {
+      throw std::invalid_argument(e_.file + ": --tune needs a [tuning] table (docs/experiments.md, \"Accuracy-aware "
+                                  "quantization\")");
+    }
+    std::vector<Point> points;
+    std::set<std::string> keys;
+    for (const Point& point : expand(e_)) {
+      if (point.variant != "graph" || point.samples <= 0) continue;
+      const auto& rules = e_.tuning.points;
+      if (!rules.empty() && std::none_of(rules.begin(), rules.end(), [&](const nlohmann::json& rule) {
+            return matches(rule, point);
+          })) {
+        continue;
+      }
+      if (keys.insert(point.model_key()).second) points.push_back(point);
+    }
+    if (points.empty()) throw std::invalid_argument("tuning.points: no calibrated graph point of the sweep matches");
+    check(points);
+    SweepSummary summary;
+    summary.points = static_cast<int>(points.size());
+    summary.run_dir = run_dir_;
+    if (options_.check_only) return summary;
+    claim_run_dir();
+    int64_t most_samples = 0;
+    for (const Point& point : points) most_samples = std::max(most_samples, point.samples);
+    data_.emplace(e_, evaluation_source_, calibration_source_, most_samples, /*evaluates_accuracy=*/true);
+    save_experiment_copy();
+    fs::create_directories(tuning_dir());
+    tuning_set_ = data_->tuning_set(e_.tuning.samples, e_.tuning.seed);
+    const Dataset& evaluation = data_->evaluation();
+    const int64_t n = e_.tuning.sensitivity_samples;
+    sensitivity_set_ = std::make_unique<Subset>(
+        evaluation, n == 0 || n >= evaluation.size()
+                        ? first_n(evaluation.size(), evaluation.size(), e_.tuning.sensitivity_seed)
+                        : first_n(evaluation.size(), n, e_.tuning.sensitivity_seed));
+    for (size_t i = 0; i < points.size(); ++i) {
+      std::fprintf(stderr, "[%zu/%zu] tuning %s %s\n", i + 1, points.size(), points[i].model.c_str(),
+                   points[i].label().c_str());
+      try {
+        if (tune_point(points[i])) {
+          ++summary.measured;
+        } else {
+          ++summary.skipped;
+        }
+      } catch (const std::exception& error) {
+        std::fprintf(stderr, "  FAILED: %s\n", error_message(error).c_str());
+        ++summary.failed;
+      }
+    }
+    return summary;
+  }
+
+ private:
+  std::string tuning_dir() const { return run_dir_ + "/tuning"; }
+
+  /// A file name for a point: its model and label with anything but letters, digits and ._=-
+  /// made '_'.
+  static std::string slug(const Point& point) {
+    std::string text = point.model + "." + point.label();
+    for (char& c : text) {
+      if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != '=' && c != '-') c = '_';
+    }
+    return text;
+  }
+
+  double top1_on(const GraphModule& gm, const Dataset& data, const std::string& label) {
+    Interpreter interpreter(gm);
+    AccuracyOptions options;
+    options.batch_size = e_.evaluation.batch_size;
+    options.workers = 1;  // in memory
+    options.progress_label = label;
+    return evaluate_accuracy([&](const at::Tensor& images) { return interpreter.run(images); }, data, options)
+        .top1_percent();
+  }
+
+  /// The JSON lines of a tuning file whose config_hash is `hash`.
+  std::vector<nlohmann::json> tuning_lines(const std::string& file, const std::string& hash) const {
+    std::vector<nlohmann::json> lines;
+    std::ifstream in(tuning_dir() + "/" + file);
+    std::string line;
+    while (std::getline(in, line)) {
+      nlohmann::json json = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+      // A line cut short by an interrupted run is left out: that layer is measured again.
+      if (json.is_object() && json.value("config_hash", "") == hash) lines.push_back(json);
+    }
+    return lines;
+  }
+
+  void append_tuning_line(const std::string& file, const nlohmann::json& json) const {
+    append_durably(tuning_dir() + "/" + file, json.dump() + "\n");
+  }
+
+  /// Tunes one point; false when its results were recorded before.
+  bool tune_point(const Point& point) {
+    nlohmann::json config = point_config(e_, point, checkpoint_sha256_);
+    config["sensitivity"] = {{"samples", e_.tuning.sensitivity_samples}, {"seed", e_.tuning.sensitivity_seed},
+                             {"data_fingerprint", hex64(sensitivity_set_->fingerprint())}};
+    const std::string sensitivity_hash = config_hash(config);
+    config["tuning"] = {{"max_drop", e_.tuning.max_drop ? nlohmann::json(*e_.tuning.max_drop) : nlohmann::json()},
+                        {"max_relative_drop", e_.tuning.max_relative_drop ? nlohmann::json(*e_.tuning.max_relative_drop)
+                                                                          : nlohmann::json()},
+                        {"samples", e_.tuning.samples},
+                        {"seed", e_.tuning.seed},
+                        {"max_layers", e_.tuning.max_layers}};
+    const std::string fallback_hash = config_hash(config);
+    if (!options_.force && !tuning_lines("fallback.jsonl", fallback_hash).empty()) {
+      std::fprintf(stderr, "  recorded before in %s/fallback.jsonl\n", tuning_dir().c_str());
+      return false;
+    }
+    const auto start = std::chrono::steady_clock::now();
+    const QConfigMapping mapping = point_mapping(e_, point);
+    const uint64_t seed = e_.calibration.seeds.at(0);
+    const GraphModule& fp32 = fp32_model(point.model);
+    const GraphModule prepared = calibrated(point, seed, mapping);
+
+    // Output SQNR against fp32 on the first images of the sensitivity subset.
+    std::vector<int64_t> first;
+    for (int64_t i = 0; i < std::min<int64_t>(16, sensitivity_set_->size()); ++i) first.push_back(i);
+    const at::Tensor sqnr_input = make_batch(*sensitivity_set_, first).images;
+    at::Tensor fp32_output;
+    {
+      at::NoGradGuard no_grad;
+      fp32_output = Interpreter(fp32).run(sqnr_input);
+    }
+    const ScoreFn score = [&](const GraphModule& converted) {
+      at::NoGradGuard no_grad;
+      const GraphModule model = to_channels_last(converted);
+      ModelScore s;
+      s.top1_percent = top1_on(model, *sensitivity_set_, "");  // the layer progress line suffices
+      s.sqnr_db = sqnr_db(fp32_output, Interpreter(model).run(sqnr_input));
+      return s;
+    };
+    ModelScore fp32_score;
+    fp32_score.top1_percent = top1_on(fp32, *sensitivity_set_, "fp32");
+    fp32_score.sqnr_db = std::numeric_limits<double>::infinity();
+    const ModelScore int8_score = score(convert(prepared, convert_options(point)));
+
+    SensitivityOptions options;
+    options.convert = convert_options(point);
+    for (const nlohmann::json& line : tuning_lines("sensitivity.jsonl", sensitivity_hash)) {
+      LayerSensitivity s = LayerSensitivity::from_json(line.at("sensitivity"));
+      options.done[s.layer] = s;
+    }
+    if (!options.done.empty()) std::fprintf(stderr, "  %zu layers measured before\n", options.done.size());
+    Progress progress("sensitivity, layers", static_cast<int64_t>(quantized_layers(fp32, prepared).size()));
+    options.on_layer = [&](const LayerSensitivity& s, size_t done, size_t total) {
+      append_tuning_line("sensitivity.jsonl", {{"config_hash", sensitivity_hash},
+                                               {"experiment", e_.name},
+                                               {"model", point.model},
+                                               {"label", point.label()},
+                                               {"sensitivity", s.to_json()}});
+      char detail[160];
+      std::snprintf(detail, sizeof detail, "%s: top-1 %.2f%% with it in fp32", s.layer.c_str(), s.fp32_only.top1_percent);
+      progress.update(static_cast<int64_t>(done), detail);
+    };
+    const std::vector<LayerSensitivity> order = ranked(layer_sensitivity(fp32, prepared, score, options));
+    progress.finish();
+    const std::string base = tuning_dir() + "/" + slug(point);
+    const std::string table = sensitivity_table(order, int8_score, fp32_score);
+    write_file_atomically(base + ".sensitivity.md",
+                          "# Layer sensitivity: " + point.model + " " + point.label() + "\n\nOn " +
+                              sensitivity_set_->describe() + ". Most sensitive first.\n\n" + table);
+    draw_sensitivity(point, order, int8_score, base + ".sensitivity.svg");
+    std::printf("\nlayer sensitivity, %s %s (most sensitive first; int8 top-1 %.2f%%, fp32 %.2f%%):\n",
+                point.model.c_str(), point.label().c_str(), int8_score.top1_percent, fp32_score.top1_percent);
+    for (size_t i = 0; i < std::min<size_t>(10, order.size()); ++i) {
+      std::printf("  %2zu. %-28s %-14s top-1 with it in fp32 %.2f%%, output SQNR %.2f dB\n", i + 1,
+                  order[i].layer.c_str(), order[i].kind.c_str(), order[i].fp32_only.top1_percent,
+                  order[i].fp32_only.sqnr_db);
+    }
+
+    // The greedy fallback, each step prepared from scratch with its mapping as a sweep would.
+    std::map<std::string, QuantizedLayer> by_name;
+    for (const QuantizedLayer& layer : quantized_layers(fp32, prepared)) by_name.emplace(layer.name(), layer);
+    std::vector<QuantizedLayer> candidates;
+    for (const LayerSensitivity& s : order) candidates.push_back(by_name.at(s.layer));
+    const double fp32_tuning = top1_on(fp32, *tuning_set_, "fp32 tuning");
+    const double floor = accuracy_floor(fp32_tuning, e_.tuning.max_drop, e_.tuning.max_relative_drop);
+    std::fprintf(stderr, "  fallback: fp32 top-1 on the tuning subset %.2f%%, floor %.2f%%\n", fp32_tuning, floor);
+    const FallbackResult fallback = search_fallback(
+        candidates, floor,
+        [&](const std::vector<QuantizedLayer>& layers) {
+          const double top1 = top1_on(quantize(point, seed, with_fp32_layers(mapping, layers)), *tuning_set_, "tuning");
+          std::fprintf(stderr, "  %zu layer(s) in fp32%s: top-1 %.2f%% on the tuning subset\n", layers.size(),
+                       layers.empty() ? "" : (" (+" + layers.back().name() + ")").c_str(), top1);
+          return top1;
+        },
+        e_.tuning.max_layers);
+    const QConfigMapping tuned_mapping = with_fp32_layers(mapping, fallback.fp32_layers);
+    const double tuned_top1 = accuracy_of(quantize(point, seed, tuned_mapping), point.label() + " tuned").top1_percent();
+    const double int8_top1 = accuracy_of(quantize(point, seed), point.label()).top1_percent();
+    const double fp32_top1 = accuracy_of(fp32, point.model + " fp32").top1_percent();
+
+    const std::string mapping_file = base + ".fallback.toml";
+    std::string names;
+    for (const QuantizedLayer& layer : fallback.fp32_layers) names += (names.empty() ? "" : ", ") + layer.name();
+    char summary_text[512];
+    std::snprintf(summary_text, sizeof summary_text,
+                  "# Keeps %zu layer(s) in fp32: %s.\n# Tuning subset top-1 %.2f%% (floor %.2f%%, fp32 %.2f%%); "
+                  "evaluation set top-1 %.2f%% (untuned int8 %.2f%%, fp32 %.2f%%).\n",
+                  fallback.fp32_layers.size(), names.empty() ? "none" : names.c_str(),
+                  fallback.steps.back().top1_percent, floor, fp32_tuning, tuned_top1, int8_top1, fp32_top1);
+    write_file_atomically(mapping_file,
+                          "# Written by `sweep --tune` for " + point.model + " " + point.label() + " of " + e_.file +
+                              "\n# ([tuning] config hash " + fallback_hash + "). Name it under [mappings] to sweep "
+                              "the tuned model.\n" + summary_text +
+                              overrides_to_toml(with_fp32_layers(e_.mappings.at(point.mapping), fallback.fp32_layers)));
+
+    nlohmann::json steps = nlohmann::json::array();
+    for (const FallbackStep& step : fallback.steps) {
+      steps.push_back({{"added_layer", step.added_layer}, {"fp32_layers", step.fp32_layers},
+                       {"top1_percent", step.top1_percent}});
+    }
+    std::vector<std::string> fp32_layer_names;
+    for (const QuantizedLayer& layer : fallback.fp32_layers) fp32_layer_names.push_back(layer.name());
+    append_tuning_line(
+        "fallback.jsonl",
+        {{"config_hash", fallback_hash},
+         {"sensitivity_config_hash", sensitivity_hash},
+         {"experiment", e_.name},
+         {"model", point.model},
+         {"label", point.label()},
+         {"point", point.to_json()},
+         {"budget", config["tuning"]},
+         {"layers", static_cast<int64_t>(order.size())},
+         {"fp32_layers", fp32_layer_names},
+         {"met", fallback.met},
+         {"tuning", {{"examples", tuning_set_->size()}, {"fp32_top1_percent", fp32_tuning}, {"floor_percent", floor},
+                     {"int8_top1_percent", fallback.steps.front().top1_percent},
+                     {"tuned_top1_percent", fallback.steps.back().top1_percent}, {"steps", steps}}},
+         {"evaluation", {{"examples", data_->evaluation().size()}, {"fp32_top1_percent", fp32_top1},
+                         {"int8_top1_percent", int8_top1}, {"tuned_top1_percent", tuned_top1}}},
+         {"mapping_file", mapping_file},
+         {"sensitivity_table", base + ".sensitivity.md"},
+         {"provenance", {{"experiment_file", e_.file}, {"experiment_sha256", e_.file_sha256},
+                         {"checkpoint_sha256", checkpoint_sha256_},
+                         {"git_revision", environment_.git_revision}, {"date_utc", utc_now()},
+                         {"elapsed_s", std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()}}}});
+    std::printf("fallback: %zu of %zu layers in fp32 (%s); top-1 %.2f%% on the tuning subset (floor %.2f%%), "
+                "%.2f%% on the evaluation set (int8 %.2f%%, fp32 %.2f%%)\nmapping: %s\n",
+                fallback.fp32_layers.size(), order.size(), fallback.met ? "budget met" : "BUDGET NOT MET",
+                fallback.steps.back().top1_percent, floor, tuned_top1, int8_top1, fp32_top1, mapping_file.c_str());
+    return true;
+  }
+
+  /// Bars per layer in graph order: top-1 regained by keeping the layer in fp32.
+  void draw_sensitivity(const Point& point, const std::vector<LayerSensitivity>& layers, const ModelScore& int8,
+                        const std::string& svg) {
+    std::vector<LayerSensitivity> in_order = layers;
+    std::sort(in_order.begin(), in_order.end(),
+              [](const LayerSensitivity& a, const LayerSensitivity& b) { return a.index < b.index; });
+    PlotSpec spec;
+    spec.title = "Layer sensitivity: " + point.model + " " + point.label();
+    spec.x_label = "quantized layer (graph order)";
+    spec.y_label = "top-1 regained with the layer in fp32 (points)";
+    spec.bars = true;
+    Series regained;
+    regained.title = "top-1 with the layer in fp32 minus top-1 all int8";
+    for (size_t i = 0; i < in_order.size(); ++i) {
+      spec.x_tics.push_back(in_order[i].layer);
+      regained.x.push_back(static_cast<double>(i));
+      regained.y.push_back(in_order[i].fp32_only.top1_percent - int8.top1_percent);
+    }
+    spec.series.push_back(regained);
+    try {
+      render_svg(spec, svg);
+    } catch (const std::runtime_error& error) {
+      std::fprintf(stderr, "  note: no sensitivity plot: %s\n", error.what());
+    }
   }
 
   /// The trust checks of the accuracy part: precision counts, per-layer SQNR on a few
@@ -564,13 +882,16 @@ class Runner {
   std::unique_ptr<Evaluated> current_;
   std::string current_key_;
   std::optional<LatencyRunner> latency_;  // from the first point to time on
+  std::unique_ptr<CachedDataset> tuning_set_;  // --tune: the [tuning] subset
+  std::unique_ptr<Subset> sensitivity_set_;    // --tune: the evaluation examples sensitivity uses
 };
 
 }  // namespace
 
 SweepSummary run_sweep(const Experiment& experiment, const Dataset& evaluation,
                        const Dataset& calibration, const SweepOptions& options) {
-  return Runner(experiment, evaluation, calibration, options).run();
+  Runner runner(experiment, evaluation, calibration, options);
+  return options.tune ? runner.tune() : runner.run();
 }
 
 }  // namespace qb

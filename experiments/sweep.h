@@ -33,6 +33,9 @@ struct SweepOptions {
   /// checks; any machine) or its latency part (timing and output SQNR; the reference
   /// machine). Records of both parts join into one run (experiments/record.h).
   RecordPart part = RecordPart::kAll;
+  /// Instead of measuring points: per-layer sensitivity and the fp32 fallback of the [tuning]
+  /// points (experiments/tuning.h), written to the run directory's tuning/ folder.
+  bool tune = false;
   /// The latency_probe binary every latency measurement runs in; empty: find_latency_probe("")
   /// (from $QB_LATENCY_PROBE or the runfiles of a test or `bazel run`).
   std::string latency_probe;

@@ -95,6 +95,27 @@ int64_t SweepData::count_overlap(const std::vector<int64_t>& calibration,
   return overlap;
 }
 
+std::unique_ptr<CachedDataset> SweepData::tuning_set(int64_t samples, uint64_t seed) {
+  if (samples > calibration_source_.size()) {
+    throw std::invalid_argument("tuning.samples: " + std::to_string(samples) + " examples asked for, but " +
+                                calibration_source_.describe() + " has only " +
+                                std::to_string(calibration_source_.size()));
+  }
+  const std::vector<int64_t> indices = first_n(calibration_source_.size(), samples, seed);
+  const int64_t overlap =
+      count_overlap(indices, evaluation_view_->indices(), &calibration_source_ == &evaluation_source_);
+  if (overlap > 0) {
+    throw std::invalid_argument("tuning.samples: " + std::to_string(overlap) +
+                                " examples of the tuning subset are also evaluation examples; tune on "
+                                "another split (calibration.split) than the one results are reported on");
+  }
+  Progress progress("decoding tuning set (seed " + std::to_string(seed) + ")", samples);
+  auto set = std::make_unique<CachedDataset>(Subset(calibration_source_, indices), e_.evaluation.workers,
+                                             [&](int64_t done) { progress.update(done); });
+  progress.finish();
+  return set;
+}
+
 const Dataset& SweepData::evaluation() const {
   return cached_evaluation_ ? static_cast<const Dataset&>(*cached_evaluation_) : *evaluation_view_;
 }

@@ -42,6 +42,12 @@ class SweepData {
   /// The calibration batches of `seed`: the first `samples` examples of its subset, in batches
   /// of calibration.batch_size.
   std::vector<at::Tensor> calibration_batches(uint64_t seed, int64_t samples) const;
+  /// The tuning subset of [tuning] (experiments/tuning.h): `samples` examples of the calibration
+  /// split drawn with `seed`, decoded. std::invalid_argument naming tuning.samples when the split
+  /// is too small or any of them is also an evaluation example: tuning on the examples a result
+  /// is reported on would overstate it.
+  std::unique_ptr<CachedDataset> tuning_set(int64_t samples, uint64_t seed);
+
   /// A batch of `size` evaluation images (repeating them if the set is smaller).
   at::Tensor evaluation_batch(int64_t size) const;
   /// The subset fingerprint of `seed` (16 hex digits), and how many of its examples are also

@@ -1,5 +1,5 @@
 // bazel run //experiments:sweep -- EXPERIMENT.toml [--run NAME] [--force] [--shard K/N|auto[/N]]
-//                                  [--part all|accuracy|latency]
+//                                  [--part all|accuracy|latency] [--tune]
 // Measures every point of an experiment (experiments/experiment.h) that its run directory,
 // results/<name>/<run>/, does not hold yet, and writes the run's tables.
 
@@ -29,6 +29,8 @@ constexpr const char* kUsage =
     "  --force      measure recorded points again (and write into another experiment's run)\n"
     "  --check      only check the experiment: the file, the data, and that each model loads\n"
     "               its weights and runs on the data; measures nothing\n"
+    "  --tune       per-layer sensitivity and the fp32 fallback to the [tuning] budget of the\n"
+    "               [tuning] points, into the run directory's tuning/ (docs/experiments.md)\n"
     "  --debug      errors with LibTorch's backtraces\n"
     "  --shard K/N  measure only shard K of N (merge shards with //experiments:report)\n"
     "  --shard auto[/N]  K/N from a Slurm array, a Kubernetes indexed Job (N given) or Bazel\n"
@@ -48,6 +50,8 @@ int sweep_main(int argc, char** argv) {
       options.force = true;
     } else if (arg == "--check") {
       options.check_only = true;
+    } else if (arg == "--tune") {
+      options.tune = true;
     } else if ((arg == "--run" || arg == "--shard" || arg == "--part") && i + 1 < argc) {
       std::string value = argv[++i];
       if (arg == "--run") {

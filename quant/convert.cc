@@ -115,10 +115,10 @@ class Lowering {
     const OpSpec* spec = find_op_of(prepared_, node);
     const OutputQParams* out_q = qparams(node.name);
 
-    if (node.target == "add" && !out_q && fused_add_relu(node)) return;  // emitted at the relu
-    // Quantized where prepare gave it a qconfig; an fp32 op's output may still be observed,
-    // for the quantized op reading it.
+    // Quantized where prepare gave it a qconfig (quant/fp32_fallback.h takes some away); an
+    // fp32 op's output may still be observed, for the quantized op reading it.
     const bool has_qconfig = prepared_.qconfigs.count(node.name) != 0;
+    if (node.target == "add" && has_qconfig && !out_q && fused_add_relu(node)) return;  // emitted at the relu
     if (spec && spec->observation != Observation::kNone && has_qconfig && out_q &&
         lower_quantized(node, *spec, *out_q)) {
       return;
@@ -142,7 +142,10 @@ class Lowering {
     if (users.size() != 1) return false;
     const Node& relu = prepared_.graph.node(users[0]);
     const OpSpec* spec = find_op_of(prepared_, relu);
-    if (!spec || (spec->name != "ReLU" && spec->name != "relu") || !qparams(relu.name)) return false;
+    if (!spec || (spec->name != "ReLU" && spec->name != "relu") || !qparams(relu.name) ||
+        !prepared_.qconfigs.count(relu.name)) {
+      return false;
+    }
     pending_add_relu_[relu.name] = add.name;
     return true;
   }

@@ -353,8 +353,8 @@ QConfigMapping parse_qconfig_mapping(const std::string& toml_text, const std::st
   return mapping;
 }
 
-std::string to_toml(const QConfigMapping& mapping) {
-  std::string out = "[global]\n" + qconfig_lines(mapping.global());
+std::string overrides_to_toml(const QConfigMapping& mapping) {
+  std::string out;
   auto section = [&](const std::string& name, const std::string& key, const QConfigEntries& entries) {
     for (const auto& [value, qconfig] : entries) {
       out += "\n[[" + name + "]]\n" + key + " = " + toml_string(value) + "\n" + qconfig_lines(qconfig);
@@ -364,6 +364,10 @@ std::string to_toml(const QConfigMapping& mapping) {
   section("module_name_regex", "regex", mapping.module_name_regexes());
   section("module_name", "name", mapping.module_names());
   return out;
+}
+
+std::string to_toml(const QConfigMapping& mapping) {
+  return "[global]\n" + qconfig_lines(mapping.global()) + overrides_to_toml(mapping);
 }
 
 }  // namespace qb

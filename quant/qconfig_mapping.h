@@ -97,5 +97,8 @@ class QConfigMapping {
 QConfigMapping parse_qconfig_mapping(const std::string& toml_text, const std::string& origin);
 /// The TOML form of `mapping`; parse_qconfig_mapping reads it back to an equal mapping.
 std::string to_toml(const QConfigMapping& mapping);
+/// The same without [global]: the per-type and per-name entries, as a sweep's [mappings] file
+/// holds them (each sweep point sets the global qconfig itself).
+std::string overrides_to_toml(const QConfigMapping& mapping);
 
 }  // namespace qb

@@ -211,7 +211,8 @@ TEST_CASE("experiment errors name the file, line and key") {
         "experiment.toml:9: 'sweep.mappings': unknown value 'float_fc' (known: global)");
   CHECK(error_of(m + "[sweep]\nexclude = [{ obsrver = \"minmax\" }]\n") ==
         "experiment.toml:9: 'sweep.exclude': rule 1: unknown field 'obsrver' (known: model, "
-        "variant, engine, observer, weights, mapping, samples, threads, batch_size, isa, runtime)");
+        "variant, engine, observer, weights, mapping, samples, threads, batch_size, isa, runtime, "
+                "correction)");
   CHECK(error_of(m + "[sweep]\nruntimes = [\"onnxruntime\"]\n") ==
         "experiment.toml:9: 'sweep.runtimes': unknown value 'onnxruntime' (known: interpreter, "
         "torchscript)");
