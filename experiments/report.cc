@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "base/atomic_file.h"
+#include "experiments/compare.h"
 #include "experiments/metrics.h"
 #include "experiments/record_log.h"
 #include "experiments/run_tables.h"
@@ -443,8 +444,28 @@ std::vector<std::string> write_report(const std::string& out_dir, const std::str
   return written;
 }
 
-std::string published_markdown(
-    const std::vector<std::pair<std::string, std::vector<Record>>>& runs) {
+PublishedRun load_published_run(const std::string& name, const std::string& path) {
+  PublishedRun run{name, load_run_records(path), {}};
+  std::string fallback = path + "/tuning/fallback.jsonl";
+  std::string sensitivity = path + "/tuning/sensitivity.jsonl";
+  if (!fs::is_directory(path)) {
+    const std::string stem = fs::path(path).replace_extension().string();
+    fallback = stem + ".fallback.jsonl";
+    sensitivity = stem + ".sensitivity.jsonl";
+  }
+  if (fs::exists(fallback)) run.tuning = read_tuned_points(fallback, sensitivity);
+  return run;
+}
+
+namespace {
+
+std::string sensitivity_plot_file(const std::string& run, size_t k) {
+  return "plots/" + run + "-sensitivity-" + std::to_string(k + 1) + ".svg";
+}
+
+}  // namespace
+
+std::string published_markdown(const std::vector<PublishedRun>& runs) {
   std::string out =
       "# Published results\n\n"
       "Tables and plots of the sweeps below as measured on this project's reference machine.\n"
@@ -456,7 +477,7 @@ std::string published_markdown(
       "the fp32 row (its deployment form: BatchNorm folded, oneDNN convolutions) of the same\n"
       "model, threads, batch size and ISA; int8 models whose output is too far from fp32's are\n"
       "listed as broken instead of shown; accuracy intervals are 95% over calibration seeds.\n";
-  for (const auto& [name, records] : runs) {
+  for (const auto& [name, records, tuning] : runs) {
     out += "\n## " + name + "\n\n";
     const std::string notes = records.empty() ? "" : records.back().notes;
     if (!notes.empty()) out += notes + "\n\n";
@@ -479,19 +500,28 @@ std::string published_markdown(
     for (const auto& [stem, spec] : run_plots(records)) {
       out += "![" + spec.title + "](plots/" + name + "-" + stem + ".svg)\n\n";
     }
+    for (size_t k = 0; k < tuning.size(); ++k) {
+      out += tuning_markdown(tuning[k], 10, sensitivity_plot_file(name, k));
+    }
   }
   return out;
 }
 
-std::vector<std::string> write_published(
-    const std::string& dir,
-    const std::vector<std::pair<std::string, std::vector<Record>>>& runs) {
+std::vector<std::string> write_published(const std::string& dir, const std::vector<PublishedRun>& runs) {
   fs::create_directories(dir + "/plots");
   std::vector<std::string> written;
-  for (const auto& [name, records] : runs) {
+  for (const auto& [name, records, tuning] : runs) {
     for (const auto& [stem, spec] : run_plots(records)) {
       const std::string path = dir + "/plots/" + name + "-" + stem + ".svg";
       render_svg(spec, path);
+      written.push_back(path);
+    }
+    for (size_t k = 0; k < tuning.size(); ++k) {
+      if (tuning[k].layers.empty()) continue;
+      const std::string path = dir + "/" + sensitivity_plot_file(name, k);
+      render_svg(sensitivity_plot(tuned_point_title(tuning[k]), tuning[k].layers,
+                                  ModelScore::from_json(tuning[k].fallback.at("sensitivity").at("int8"))),
+                 path);
       written.push_back(path);
     }
   }

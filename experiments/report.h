@@ -11,6 +11,7 @@
 
 #include "experiments/plot.h"
 #include "experiments/record.h"
+#include "experiments/tuning.h"
 
 namespace qb {
 
@@ -51,13 +52,24 @@ std::vector<std::string> write_report(const std::string& out_dir, const std::str
                                       const std::vector<Record>& records,
                                       const std::vector<nlohmann::json>& history);
 
-/// results/README.md for the published runs (name, records): per run its provenance, table and
-/// plots under `plots_dir` (relative to the README), whose SVGs write_published also draws.
-std::string published_markdown(
-    const std::vector<std::pair<std::string, std::vector<Record>>>& runs);
+/// One run of the published results: its records and, when it was tuned (sweep --tune), what
+/// the tuning found.
+struct PublishedRun {
+  std::string name;
+  std::vector<Record> records;
+  std::vector<TunedPoint> tuning;
+};
+
+/// The run `name` from `path`, a run directory or a records file; a tuned run's tuning files
+/// are its tuning/fallback.jsonl and tuning/sensitivity.jsonl, or beside a records file
+/// X.jsonl, X.fallback.jsonl and X.sensitivity.jsonl.
+PublishedRun load_published_run(const std::string& name, const std::string& path);
+
+/// results/README.md for the published runs: per run its provenance, table and plots under
+/// plots/ (relative to the README), whose SVGs write_published also draws, and for a tuned
+/// run the fallback and the most sensitive layers of each tuned point.
+std::string published_markdown(const std::vector<PublishedRun>& runs);
 /// Writes `dir`/README.md and `dir`/plots/<run>-<stem>.svg; returns the files written.
-std::vector<std::string> write_published(
-    const std::string& dir,
-    const std::vector<std::pair<std::string, std::vector<Record>>>& runs);
+std::vector<std::string> write_published(const std::string& dir, const std::vector<PublishedRun>& runs);
 
 }  // namespace qb

@@ -26,17 +26,17 @@ constexpr const char* kUsage =
     "  first RUN_DIR); --append NAME first adds the runs to the history FILE as run NAME, and\n"
     "  the history's metrics are plotted over time\n"
     "usage: bazel run //experiments:report -- --publish DIR NAME=RUN_DIR...\n"
-    "  writes DIR/README.md and DIR/plots/ for the named runs\n";
+    "  writes DIR/README.md and DIR/plots/ for the named runs (RUN_DIR may be a records file;\n"
+    "  a tuned run's tuning/fallback.jsonl, or X.fallback.jsonl beside X.jsonl, is shown too)\n";
 
 int publish(const std::string& dir, const std::vector<std::string>& named_runs) {
-  std::vector<std::pair<std::string, std::vector<Record>>> runs;
+  std::vector<PublishedRun> runs;
   for (const std::string& named : named_runs) {
     const size_t equals = named.find('=');
     if (equals == std::string::npos || equals == 0) {
       throw std::invalid_argument("--publish expects NAME=RUN_DIR, got '" + named + "'");
     }
-    runs.emplace_back(named.substr(0, equals),
-                      load_run_records(resolve_user_path(named.substr(equals + 1))));
+    runs.push_back(load_published_run(named.substr(0, equals), resolve_user_path(named.substr(equals + 1))));
   }
   for (const std::string& file : write_published(dir, runs)) std::printf("%s\n", file.c_str());
   return 0;

@@ -465,6 +465,13 @@ class Runner {
     return text;
   }
 
+  /// `path` relative to the workspace when it is inside it, as a config file would write it
+  /// (resolve_config_path reads it back): records then do not name this machine's checkout.
+  static std::string as_config_path(const std::string& path) {
+    const fs::path relative = fs::path(path).lexically_relative(workspace_dir());
+    return relative.empty() || *relative.begin() == ".." ? path : relative.string();
+  }
+
   double top1_on(const GraphModule& gm, const Dataset& data, const std::string& label) {
     Interpreter interpreter(gm);
     AccuracyOptions options;
@@ -562,7 +569,11 @@ class Runner {
     write_file_atomically(base + ".sensitivity.md",
                           "# Layer sensitivity: " + point.model + " " + point.label() + "\n\nOn " +
                               sensitivity_set_->describe() + ". Most sensitive first.\n\n" + table);
-    draw_sensitivity(point, order, int8_score, base + ".sensitivity.svg");
+    try {
+      render_svg(sensitivity_plot(point.model + " " + point.label(), order, int8_score), base + ".sensitivity.svg");
+    } catch (const std::runtime_error& error) {
+      std::fprintf(stderr, "  note: no sensitivity plot: %s\n", error.what());
+    }
     std::printf("\nlayer sensitivity, %s %s (most sensitive first; int8 top-1 %.2f%%, fp32 %.2f%%):\n",
                 point.model.c_str(), point.label().c_str(), int8_score.top1_percent, fp32_score.top1_percent);
     for (size_t i = 0; i < std::min<size_t>(10, order.size()); ++i) {
@@ -632,8 +643,9 @@ class Runner {
                      {"tuned_top1_percent", fallback.steps.back().top1_percent}, {"steps", steps}}},
          {"evaluation", {{"examples", data_->evaluation().size()}, {"fp32_top1_percent", fp32_top1},
                          {"int8_top1_percent", int8_top1}, {"tuned_top1_percent", tuned_top1}}},
-         {"mapping_file", mapping_file},
-         {"sensitivity_table", base + ".sensitivity.md"},
+         {"mapping_file", as_config_path(mapping_file)},
+         {"sensitivity", {{"examples", sensitivity_set_->size()}, {"int8", int8_score.to_json()},
+                          {"fp32", fp32_score.to_json()}, {"table", as_config_path(base + ".sensitivity.md")}}},
          {"provenance", {{"experiment_file", e_.file}, {"experiment_sha256", e_.file_sha256},
                          {"checkpoint_sha256", checkpoint_sha256_},
                          {"git_revision", environment_.git_revision}, {"date_utc", utc_now()},
@@ -643,32 +655,6 @@ class Runner {
                 fallback.fp32_layers.size(), order.size(), fallback.met ? "budget met" : "BUDGET NOT MET",
                 fallback.steps.back().top1_percent, floor, tuned_top1, int8_top1, fp32_top1, mapping_file.c_str());
     return true;
-  }
-
-  /// Bars per layer in graph order: top-1 regained by keeping the layer in fp32.
-  void draw_sensitivity(const Point& point, const std::vector<LayerSensitivity>& layers, const ModelScore& int8,
-                        const std::string& svg) {
-    std::vector<LayerSensitivity> in_order = layers;
-    std::sort(in_order.begin(), in_order.end(),
-              [](const LayerSensitivity& a, const LayerSensitivity& b) { return a.index < b.index; });
-    PlotSpec spec;
-    spec.title = "Layer sensitivity: " + point.model + " " + point.label();
-    spec.x_label = "quantized layer (graph order)";
-    spec.y_label = "top-1 regained with the layer in fp32 (points)";
-    spec.bars = true;
-    Series regained;
-    regained.title = "top-1 with the layer in fp32 minus top-1 all int8";
-    for (size_t i = 0; i < in_order.size(); ++i) {
-      spec.x_tics.push_back(in_order[i].layer);
-      regained.x.push_back(static_cast<double>(i));
-      regained.y.push_back(in_order[i].fp32_only.top1_percent - int8.top1_percent);
-    }
-    spec.series.push_back(regained);
-    try {
-      render_svg(spec, svg);
-    } catch (const std::runtime_error& error) {
-      std::fprintf(stderr, "  note: no sensitivity plot: %s\n", error.what());
-    }
   }
 
   /// The trust checks of the accuracy part: precision counts, per-layer SQNR on a few

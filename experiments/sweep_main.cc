@@ -6,10 +6,12 @@
 #include <ATen/Parallel.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 
 #include "eval/isolated_latency.h"
+#include "eval/onednn_isa.h"
 #include "experiments/config.h"
 #include "experiments/datasets.h"
 #include "experiments/experiment.h"
@@ -38,6 +40,19 @@ constexpr const char* kUsage =
     "  --part P     all (default), accuracy (accuracy, size, trust checks: shard it anywhere)\n"
     "               or latency (timing and output SQNR: run it on the one reference machine);\n"
     "               the parts' records join into one run (give //:report both run directories)\n";
+
+// A sweep timed under one oneDNN ISA cap measures accuracy in this process under the same cap,
+// set before oneDNN's first primitive: oneDNN 2.6.3's AMX int8 depthwise and grouped
+// convolutions are wrong, and an experiment capped at avx512_core_vnni for that reason must not
+// report AMX's accuracy. A cap in the environment wins.
+void cap_onednn_like_the_probes(const Experiment& experiment) {
+  const std::vector<std::string>& isas = experiment.sweep.isas;
+  if (isas.size() != 1 || isas[0].empty() || !onednn_isa_cap_from_environment().empty() || !cpu_has_isa(isas[0])) {
+    return;
+  }
+  ::setenv("ONEDNN_MAX_CPU_ISA", onednn_max_cpu_isa_value(isas[0]).c_str(), 1);
+  std::fprintf(stderr, "note: oneDNN capped at %s in this process too (sweep.isa)\n", isas[0].c_str());
+}
 
 int sweep_main(int argc, char** argv) {
   std::string file;
@@ -85,6 +100,7 @@ int sweep_main(int argc, char** argv) {
   DatasetOpener open_evaluation = read_dataset(config, "data", experiment.evaluation.split);
   DatasetOpener open_calibration = read_dataset(config, "data", experiment.calibration.split);
   config.reject_unknown_keys();
+  cap_onednn_like_the_probes(experiment);
   std::unique_ptr<Dataset> evaluation = open_evaluation();
   std::unique_ptr<Dataset> calibration;
   if (experiment.calibration.split != experiment.evaluation.split) calibration = open_calibration();

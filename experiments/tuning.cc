@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <fstream>
+#include <map>
 #include <optional>
 #include <stdexcept>
 
@@ -11,14 +13,6 @@
 namespace qb {
 
 namespace {
-
-nlohmann::json score_json(const ModelScore& score) {
-  return {{"top1_percent", score.top1_percent}, {"sqnr_db", sqnr_to_json(score.sqnr_db)}};
-}
-
-ModelScore score_from_json(const nlohmann::json& json) {
-  return {json.at("top1_percent").get<double>(), sqnr_from_json(json.at("sqnr_db"))};
-}
 
 std::string number(double value, const char* format) {
   if (std::isinf(value)) return value > 0 ? "inf" : "-inf";
@@ -33,10 +27,22 @@ std::string score_cells(const ModelScore& score) {
 
 }  // namespace
 
+nlohmann::json ModelScore::to_json() const {
+  return {{"top1_percent", top1_percent}, {"sqnr_db", sqnr_to_json(sqnr_db)}};
+}
+
+ModelScore ModelScore::from_json(const nlohmann::json& json) {
+  try {
+    return {json.at("top1_percent").get<double>(), sqnr_from_json(json.at("sqnr_db"))};
+  } catch (const std::exception& e) {
+    throw std::invalid_argument("model score " + json.dump() + ": " + e.what());
+  }
+}
+
 nlohmann::json LayerSensitivity::to_json() const {
   return {{"layer", layer},           {"kind", kind},
           {"index", index},           {"module_paths", module_paths},
-          {"fp32_only", score_json(fp32_only)}, {"int8_only", score_json(int8_only)}};
+          {"fp32_only", fp32_only.to_json()}, {"int8_only", int8_only.to_json()}};
 }
 
 LayerSensitivity LayerSensitivity::from_json(const nlohmann::json& json) {
@@ -46,8 +52,8 @@ LayerSensitivity LayerSensitivity::from_json(const nlohmann::json& json) {
     s.kind = json.at("kind").get<std::string>();
     s.index = json.at("index").get<int64_t>();
     s.module_paths = json.at("module_paths").get<std::vector<std::string>>();
-    s.fp32_only = score_from_json(json.at("fp32_only"));
-    s.int8_only = score_from_json(json.at("int8_only"));
+    s.fp32_only = ModelScore::from_json(json.at("fp32_only"));
+    s.int8_only = ModelScore::from_json(json.at("int8_only"));
   } catch (const std::exception& e) {
     throw std::invalid_argument("layer sensitivity " + json.dump() + ": " + e.what());
   }
@@ -105,6 +111,25 @@ std::string sensitivity_table(const std::vector<LayerSensitivity>& ranked, const
   return table;
 }
 
+PlotSpec sensitivity_plot(const std::string& what, std::vector<LayerSensitivity> layers, const ModelScore& int8) {
+  std::sort(layers.begin(), layers.end(),
+            [](const LayerSensitivity& a, const LayerSensitivity& b) { return a.index < b.index; });
+  PlotSpec spec;
+  spec.title = "Layer sensitivity: " + what;
+  spec.x_label = "quantized layer (graph order)";
+  spec.y_label = "top-1 regained with the layer in fp32 (points)";
+  spec.bars = true;
+  Series regained;
+  regained.title = "top-1 with only this layer in fp32, minus top-1 with every layer in int8";
+  for (size_t i = 0; i < layers.size(); ++i) {
+    spec.x_tics.push_back(layers[i].layer);
+    regained.x.push_back(static_cast<double>(i));
+    regained.y.push_back(layers[i].fp32_only.top1_percent - int8.top1_percent);
+  }
+  spec.series.push_back(regained);
+  return spec;
+}
+
 double accuracy_floor(double fp32_top1, std::optional<double> max_drop, std::optional<double> max_relative_drop) {
   if (max_drop.has_value() == max_relative_drop.has_value()) {
     throw std::invalid_argument("an accuracy budget needs exactly one of max_drop and max_relative_drop");
@@ -133,6 +158,87 @@ FallbackResult search_fallback(const std::vector<QuantizedLayer>& candidates, do
     result.met = step.top1_percent >= floor;
   }
   return result;
+}
+
+std::vector<TunedPoint> read_tuned_points(const std::string& fallback_file, const std::string& sensitivity_file) {
+  auto lines = [](const std::string& file) {
+    std::vector<nlohmann::json> out;
+    std::ifstream in(file);
+    std::string line;
+    for (int number = 1; std::getline(in, line); ++number) {
+      nlohmann::json json = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+      if (!json.is_object() || !json.contains("config_hash")) {
+        throw std::invalid_argument(file + ":" + std::to_string(number) + ": not a tuning record");
+      }
+      out.push_back(std::move(json));
+    }
+    return out;
+  };
+  std::map<std::string, std::map<std::string, LayerSensitivity>> layers;  // hash -> layer -> it
+  for (const nlohmann::json& line : lines(sensitivity_file)) {
+    LayerSensitivity s = LayerSensitivity::from_json(line.at("sensitivity"));
+    layers[line.at("config_hash").get<std::string>()][s.layer] = s;
+  }
+  std::vector<TunedPoint> points;
+  std::map<std::string, size_t> index;  // fallback hash -> position in points
+  for (nlohmann::json& line : lines(fallback_file)) {
+    TunedPoint point;
+    const auto found = layers.find(line.value("sensitivity_config_hash", ""));
+    if (found != layers.end()) {
+      for (const auto& [name, layer] : found->second) point.layers.push_back(layer);
+    }
+    point.fallback = std::move(line);
+    const std::string hash = point.fallback.at("config_hash").get<std::string>();
+    if (index.count(hash)) {
+      points[index[hash]] = std::move(point);
+    } else {
+      index[hash] = points.size();
+      points.push_back(std::move(point));
+    }
+  }
+  return points;
+}
+
+std::string tuned_point_title(const TunedPoint& point) {
+  return point.fallback.value("model", "") + " " + point.fallback.value("label", "");
+}
+
+std::string tuning_markdown(const TunedPoint& point, size_t top, const std::string& plot_file) {
+  const nlohmann::json& f = point.fallback;
+  const nlohmann::json& tuning = f.at("tuning");
+  const nlohmann::json& evaluation = f.at("evaluation");
+  std::string kept;
+  for (const auto& layer : f.at("fp32_layers")) kept += (kept.empty() ? "`" : ", `") + layer.get<std::string>() + "`";
+  const nlohmann::json& budget = f.at("budget");
+  const std::string budget_text = budget.value("max_drop", nlohmann::json()).is_number()
+                                      ? number(budget["max_drop"].get<double>(), "%g") + " points"
+                                      : number(100 * budget["max_relative_drop"].get<double>(), "%g") + "%";
+  std::string out = "### Tuning: " + tuned_point_title(point) + "\n\n";
+  out += "Fallback to fp32 within " + budget_text + " of fp32's top-1 on " +
+         std::to_string(tuning.at("examples").get<int64_t>()) + " training images (" +
+         (f.at("met").get<bool>() ? "met" : "NOT met") + "): " +
+         std::to_string(f.at("fp32_layers").size()) + " of " + std::to_string(f.at("layers").get<int64_t>()) +
+         " quantized layers kept in fp32" + (kept.empty() ? "" : " (" + kept + ")") + ".\n\n";
+  out += "| top-1 % | fp32 | int8 | tuned |\n| --- | ---: | ---: | ---: |\n";
+  out += "| tuning subset (floor " + number(tuning.at("floor_percent").get<double>(), "%.2f") + ") | " +
+         number(tuning.at("fp32_top1_percent").get<double>(), "%.2f") + " | " +
+         number(tuning.at("int8_top1_percent").get<double>(), "%.2f") + " | " +
+         number(tuning.at("tuned_top1_percent").get<double>(), "%.2f") + " |\n";
+  out += "| evaluation set (" + std::to_string(evaluation.at("examples").get<int64_t>()) + ", first seed) | " +
+         number(evaluation.at("fp32_top1_percent").get<double>(), "%.2f") + " | " +
+         number(evaluation.at("int8_top1_percent").get<double>(), "%.2f") + " | " +
+         number(evaluation.at("tuned_top1_percent").get<double>(), "%.2f") + " |\n\n";
+  if (f.contains("sensitivity") && !point.layers.empty()) {
+    const nlohmann::json& sensitivity = f.at("sensitivity");
+    std::vector<LayerSensitivity> order = ranked(point.layers);
+    if (order.size() > top) order.resize(top);
+    out += "The " + std::to_string(order.size()) + " most sensitive layers (on " +
+           std::to_string(sensitivity.at("examples").get<int64_t>()) + " test images):\n\n" +
+           sensitivity_table(order, ModelScore::from_json(sensitivity.at("int8")),
+                             ModelScore::from_json(sensitivity.at("fp32"))) +
+           "\n![Layer sensitivity: " + tuned_point_title(point) + "](" + plot_file + ")\n\n";
+  }
+  return out;
 }
 
 }  // namespace qb

@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "experiments/plot.h"
 #include "quant/convert.h"
 #include "quant/fp32_fallback.h"
 #include "quant/graph_module.h"
@@ -21,6 +22,11 @@ namespace qb {
 struct ModelScore {
   double top1_percent = 0;
   double sqnr_db = 0;
+
+  /// {"top1_percent", "sqnr_db"}, infinite SQNR as "inf" (quant/inspect.h's sqnr_to_json).
+  nlohmann::json to_json() const;
+  /// std::invalid_argument naming a missing or mistyped field.
+  static ModelScore from_json(const nlohmann::json& json);
 };
 
 /// Scores a converted model.
@@ -62,6 +68,10 @@ std::vector<LayerSensitivity> ranked(std::vector<LayerSensitivity> layers);
 std::string sensitivity_table(const std::vector<LayerSensitivity>& ranked, const ModelScore& int8,
                               const ModelScore& fp32);
 
+/// A bar per layer, in graph order: the top-1 regained by keeping it in fp32, against `int8`
+/// (every layer quantized); `what` names the configuration in the title.
+PlotSpec sensitivity_plot(const std::string& what, std::vector<LayerSensitivity> layers, const ModelScore& int8);
+
 /// The least top-1 a tuned model may have: fp32's minus max_drop points, or times
 /// (1 - max_relative_drop). Exactly one must be set (std::invalid_argument otherwise).
 double accuracy_floor(double fp32_top1, std::optional<double> max_drop,
@@ -88,5 +98,24 @@ struct FallbackResult {
 FallbackResult search_fallback(const std::vector<QuantizedLayer>& candidates, double floor,
                                const std::function<double(const std::vector<QuantizedLayer>&)>& tuning_top1,
                                int64_t max_layers);
+
+/// What `sweep --tune` recorded for one point: its fallback.jsonl line and its layers'
+/// sensitivity.jsonl lines.
+struct TunedPoint {
+  nlohmann::json fallback;
+  std::vector<LayerSensitivity> layers;
+};
+
+/// The tuned points of a fallback.jsonl file, each with its layers from `sensitivity_file`
+/// (joined by configuration hash); a later line for the same point replaces an earlier one.
+/// std::invalid_argument naming the file for a line that is not a record.
+std::vector<TunedPoint> read_tuned_points(const std::string& fallback_file, const std::string& sensitivity_file);
+
+/// Markdown for published results: per tuned point, what the fallback kept in fp32 and what it
+/// gave, the `top` most sensitive layers, and the plot at `plot_file` (relative to the page).
+std::string tuning_markdown(const TunedPoint& point, size_t top, const std::string& plot_file);
+
+/// The title sensitivity_plot gives a tuned point.
+std::string tuned_point_title(const TunedPoint& point);
 
 }  // namespace qb

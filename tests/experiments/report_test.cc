@@ -213,12 +213,13 @@ TEST_CASE("the published README shows each run's provenance, table and plots") {
 }
 
 TEST_CASE("results/README.md is what report renders from results/published/") {
-  std::vector<std::pair<std::string, std::vector<Record>>> runs;
-  for (const char* name : {"quickstart", "latency_resnet18"}) {
+  std::vector<PublishedRun> runs;
+  for (const char* name : {"quickstart", "latency_resnet18", "mobilenet_v2_fmnist"}) {
     std::string path = test::source_path(std::string("results/published/") + name + ".jsonl");
-    runs.emplace_back(name, read_typed_records(path));
-    REQUIRE_FALSE(runs.back().second.empty());
+    runs.push_back(load_published_run(name, path));
+    REQUIRE_FALSE(runs.back().records.empty());
   }
+  REQUIRE(runs.back().tuning.size() == 1);
   CHECK(test::read_file(test::source_path("results/README.md")) == published_markdown(runs));
 }
 

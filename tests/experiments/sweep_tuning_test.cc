@@ -7,6 +7,7 @@
 
 #include "experiments/config.h"
 #include "experiments/datasets.h"
+#include "experiments/paths.h"
 #include "experiments/points.h"
 #include "experiments/record_log.h"
 #include "experiments/sweep.h"
@@ -155,9 +156,10 @@ sensitivity_samples = 100
   CHECK(floor == record["tuning"]["fp32_top1_percent"].get<double>());
   CHECK(record["met"] == (record["tuning"]["tuned_top1_percent"].get<double>() >= floor));
   CHECK(record["tuning"]["steps"].size() == record["fp32_layers"].size() + 1);
-  const std::string mapping_file = record["mapping_file"].get<std::string>();
+  const std::string mapping_file = resolve_config_path(record["mapping_file"].get<std::string>());
   REQUIRE(std::filesystem::exists(mapping_file));
-  CHECK(std::filesystem::file_size(record["sensitivity_table"].get<std::string>()) > 0);
+  CHECK(record["sensitivity"]["examples"] == 100);
+  CHECK(std::filesystem::file_size(resolve_config_path(record["sensitivity"]["table"].get<std::string>())) > 0);
 
   // Nothing left to do on a rerun; an analysis cut short resumes at the layer it stopped at.
   CHECK(run(l, tune).skipped == 1);
