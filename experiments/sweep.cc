@@ -427,6 +427,8 @@ class Runner {
     for (const Point& point : points) most_samples = std::max(most_samples, point.samples);
     data_.emplace(e_, evaluation_source_, calibration_source_, most_samples, /*evaluates_accuracy=*/true);
     save_experiment_copy();
+    latency_.emplace(options_.latency_probe.empty() ? find_latency_probe("") : options_.latency_probe, run_dir_,
+                     e_.contention);
     fs::create_directories(tuning_dir());
     tuning_set_ = data_->tuning_set(e_.tuning.samples, e_.tuning.seed);
     const Dataset& evaluation = data_->evaluation();
@@ -497,6 +499,21 @@ class Runner {
 
   void append_tuning_line(const std::string& file, const nlohmann::json& json) const {
     append_durably(tuning_dir() + "/" + file, json.dump() + "\n");
+  }
+
+  /// An int8 model of `point` timed as the sweep times the point, in a fresh process.
+  TimedPoint time_model(const Point& point, const std::string& key, const GraphModule& model) {
+    ProbeRequest request;
+    request.name = point.model + " " + key;
+    request.model = latency_->model_file(key, model, point.runtime);
+    request.runtime = point.runtime;
+    request.input = latency_->input_file("batch" + std::to_string(point.batch_size),
+                                         [&] { return data_->evaluation_batch(point.batch_size); });
+    request.latency = e_.latency;
+    request.latency.threads = static_cast<int>(point.threads);
+    request.engine = point.engine;
+    request.isa = point.isa;
+    return latency_->time_until_quiet(request);
   }
 
   /// Tunes one point; false when its results were recorded before.
@@ -599,10 +616,16 @@ class Runner {
           return top1;
         },
         e_.tuning.max_layers);
-    const QConfigMapping tuned_mapping = with_fp32_layers(mapping, fallback.fp32_layers);
-    const double tuned_top1 = accuracy_of(quantize(point, seed, tuned_mapping), point.label() + " tuned").top1_percent();
-    const double int8_top1 = accuracy_of(quantize(point, seed), point.label()).top1_percent();
+    const GraphModule tuned = quantize(point, seed, with_fp32_layers(mapping, fallback.fp32_layers));
+    const GraphModule int8 = quantize(point, seed);
+    const double tuned_top1 = accuracy_of(tuned, point.label() + " tuned").top1_percent();
+    const double int8_top1 = accuracy_of(int8, point.label()).top1_percent();
     const double fp32_top1 = accuracy_of(fp32, point.model + " fp32").top1_percent();
+    // What the fallback costs in latency: both models timed like the point, one after the other.
+    const TimedPoint int8_time = time_model(point, point.model_key(), int8);
+    const TimedPoint tuned_time = time_model(point, point.model_key() + " tuned", tuned);
+    const double int8_ms = int8_time.result.timing.median_ms;
+    const double tuned_ms = tuned_time.result.timing.median_ms;
 
     const std::string mapping_file = base + ".fallback.toml";
     std::string names;
@@ -643,6 +666,11 @@ class Runner {
                      {"tuned_top1_percent", fallback.steps.back().top1_percent}, {"steps", steps}}},
          {"evaluation", {{"examples", data_->evaluation().size()}, {"fp32_top1_percent", fp32_top1},
                          {"int8_top1_percent", int8_top1}, {"tuned_top1_percent", tuned_top1}}},
+         {"latency", {{"threads", point.threads}, {"batch_size", point.batch_size}, {"isa", point.isa},
+                      {"runtime", point.runtime}, {"int8_median_ms", int8_ms}, {"tuned_median_ms", tuned_ms},
+                      {"tuned_over_int8", tuned_ms / int8_ms},
+                      {"noisy", int8_time.noisy || tuned_time.noisy},
+                      {"onednn_isa", tuned_time.result.onednn_isa}}},
          {"mapping_file", as_config_path(mapping_file)},
          {"sensitivity", {{"examples", sensitivity_set_->size()}, {"int8", int8_score.to_json()},
                           {"fp32", fp32_score.to_json()}, {"table", as_config_path(base + ".sensitivity.md")}}},
@@ -651,9 +679,11 @@ class Runner {
                          {"git_revision", environment_.git_revision}, {"date_utc", utc_now()},
                          {"elapsed_s", std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()}}}});
     std::printf("fallback: %zu of %zu layers in fp32 (%s); top-1 %.2f%% on the tuning subset (floor %.2f%%), "
-                "%.2f%% on the evaluation set (int8 %.2f%%, fp32 %.2f%%)\nmapping: %s\n",
+                "%.2f%% on the evaluation set (int8 %.2f%%, fp32 %.2f%%); latency %.3f ms against int8's %.3f "
+                "(%.2fx)\nmapping: %s\n",
                 fallback.fp32_layers.size(), order.size(), fallback.met ? "budget met" : "BUDGET NOT MET",
-                fallback.steps.back().top1_percent, floor, tuned_top1, int8_top1, fp32_top1, mapping_file.c_str());
+                fallback.steps.back().top1_percent, floor, tuned_top1, int8_top1, fp32_top1, tuned_ms, int8_ms,
+                tuned_ms / int8_ms, mapping_file.c_str());
     return true;
   }
 

@@ -228,6 +228,15 @@ std::string tuning_markdown(const TunedPoint& point, size_t top, const std::stri
          number(evaluation.at("fp32_top1_percent").get<double>(), "%.2f") + " | " +
          number(evaluation.at("int8_top1_percent").get<double>(), "%.2f") + " | " +
          number(evaluation.at("tuned_top1_percent").get<double>(), "%.2f") + " |\n\n";
+  if (f.contains("latency")) {
+    const nlohmann::json& latency = f.at("latency");
+    out += "Latency (" + std::to_string(latency.at("threads").get<int64_t>()) + " thread(s), batch " +
+           std::to_string(latency.at("batch_size").get<int64_t>()) + ", each in a fresh process): tuned " +
+           number(latency.at("tuned_median_ms").get<double>(), "%.3f") + " ms against int8's " +
+           number(latency.at("int8_median_ms").get<double>(), "%.3f") + " ms (" +
+           number(latency.at("tuned_over_int8").get<double>(), "%.2f") + "x" +
+           (latency.at("noisy").get<bool>() ? ", noisy" : "") + ").\n\n";
+  }
   if (f.contains("sensitivity") && !point.layers.empty()) {
     const nlohmann::json& sensitivity = f.at("sensitivity");
     std::vector<LayerSensitivity> order = ranked(point.layers);

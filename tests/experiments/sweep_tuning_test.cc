@@ -159,6 +159,9 @@ sensitivity_samples = 100
   const std::string mapping_file = resolve_config_path(record["mapping_file"].get<std::string>());
   REQUIRE(std::filesystem::exists(mapping_file));
   CHECK(record["sensitivity"]["examples"] == 100);
+  CHECK(record["latency"]["int8_median_ms"].get<double>() > 0);
+  CHECK(record["latency"]["tuned_over_int8"].get<double>() ==
+        Approx(record["latency"]["tuned_median_ms"].get<double>() / record["latency"]["int8_median_ms"].get<double>()));
   CHECK(std::filesystem::file_size(resolve_config_path(record["sensitivity"]["table"].get<std::string>())) > 0);
 
   // Nothing left to do on a rerun; an analysis cut short resumes at the layer it stopped at.
