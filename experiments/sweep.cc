@@ -516,6 +516,83 @@ class Runner {
     return latency_->time_until_quiet(request);
   }
 
+  /// A tuned point's sensitivity: its layers most sensitive first, and the all-int8 and fp32
+  /// models' scores on the same examples.
+  struct Sensitivity {
+    std::vector<LayerSensitivity> ranked;
+    ModelScore int8;
+    ModelScore fp32;
+  };
+
+  /// Measures every layer of the calibrated `prepared` (resuming from the layers sensitivity.jsonl
+  /// holds under `hash`), writes the ranked table and the plot beside the mapping, prints the
+  /// top 10.
+  Sensitivity measure_sensitivity(const Point& point, const GraphModule& prepared, const std::string& hash,
+                                  const std::string& base) {
+    const GraphModule& fp32 = fp32_model(point.model);
+    // Output SQNR against fp32 on the first images of the sensitivity subset.
+    std::vector<int64_t> first;
+    for (int64_t i = 0; i < std::min<int64_t>(16, sensitivity_set_->size()); ++i) first.push_back(i);
+    const at::Tensor sqnr_input = make_batch(*sensitivity_set_, first).images;
+    at::Tensor fp32_output;
+    {
+      at::NoGradGuard no_grad;
+      fp32_output = Interpreter(fp32).run(sqnr_input);
+    }
+    const ScoreFn score = [&](const GraphModule& converted) {
+      at::NoGradGuard no_grad;
+      const GraphModule model = to_channels_last(converted);
+      ModelScore s;
+      s.top1_percent = top1_on(model, *sensitivity_set_, "");  // the layer progress line suffices
+      s.sqnr_db = sqnr_db(fp32_output, Interpreter(model).run(sqnr_input));
+      return s;
+    };
+    Sensitivity result;
+    result.fp32.top1_percent = top1_on(fp32, *sensitivity_set_, "fp32");
+    result.fp32.sqnr_db = std::numeric_limits<double>::infinity();
+    result.int8 = score(convert(prepared, convert_options(point)));
+
+    SensitivityOptions options;
+    options.convert = convert_options(point);
+    for (const nlohmann::json& line : tuning_lines("sensitivity.jsonl", hash)) {
+      LayerSensitivity s = LayerSensitivity::from_json(line.at("sensitivity"));
+      options.done[s.layer] = s;
+    }
+    if (!options.done.empty()) std::fprintf(stderr, "  %zu layers measured before\n", options.done.size());
+    Progress progress("sensitivity, layers", static_cast<int64_t>(quantized_layers(fp32, prepared).size()));
+    options.on_layer = [&](const LayerSensitivity& s, size_t done, size_t total) {
+      append_tuning_line("sensitivity.jsonl", {{"config_hash", hash},
+                                               {"experiment", e_.name},
+                                               {"model", point.model},
+                                               {"label", point.label()},
+                                               {"sensitivity", s.to_json()}});
+      char detail[160];
+      std::snprintf(detail, sizeof detail, "%s: top-1 %.2f%% with it in fp32", s.layer.c_str(), s.fp32_only.top1_percent);
+      progress.update(static_cast<int64_t>(done), detail);
+    };
+    result.ranked = ranked(layer_sensitivity(fp32, prepared, score, options));
+    progress.finish();
+
+    write_file_atomically(base + ".sensitivity.md",
+                          "# Layer sensitivity: " + point.model + " " + point.label() + "\n\nOn " +
+                              sensitivity_set_->describe() + ". Most sensitive first.\n\n" +
+                              sensitivity_table(result.ranked, result.int8, result.fp32));
+    try {
+      render_svg(sensitivity_plot(point.model + " " + point.label(), result.ranked, result.int8),
+                 base + ".sensitivity.svg");
+    } catch (const std::runtime_error& error) {
+      std::fprintf(stderr, "  note: no sensitivity plot: %s\n", error.what());
+    }
+    std::printf("\nlayer sensitivity, %s %s (most sensitive first; int8 top-1 %.2f%%, fp32 %.2f%%):\n",
+                point.model.c_str(), point.label().c_str(), result.int8.top1_percent, result.fp32.top1_percent);
+    for (size_t i = 0; i < std::min<size_t>(10, result.ranked.size()); ++i) {
+      const LayerSensitivity& s = result.ranked[i];
+      std::printf("  %2zu. %-28s %-14s top-1 with it in fp32 %.2f%%, output SQNR %.2f dB\n", i + 1, s.layer.c_str(),
+                  s.kind.c_str(), s.fp32_only.top1_percent, s.fp32_only.sqnr_db);
+    }
+    return result;
+  }
+
   /// Tunes one point; false when its results were recorded before.
   bool tune_point(const Point& point) {
     nlohmann::json config = point_config(e_, point, checkpoint_sha256_);
@@ -538,66 +615,9 @@ class Runner {
     const uint64_t seed = e_.calibration.seeds.at(0);
     const GraphModule& fp32 = fp32_model(point.model);
     const GraphModule prepared = calibrated(point, seed, mapping);
-
-    // Output SQNR against fp32 on the first images of the sensitivity subset.
-    std::vector<int64_t> first;
-    for (int64_t i = 0; i < std::min<int64_t>(16, sensitivity_set_->size()); ++i) first.push_back(i);
-    const at::Tensor sqnr_input = make_batch(*sensitivity_set_, first).images;
-    at::Tensor fp32_output;
-    {
-      at::NoGradGuard no_grad;
-      fp32_output = Interpreter(fp32).run(sqnr_input);
-    }
-    const ScoreFn score = [&](const GraphModule& converted) {
-      at::NoGradGuard no_grad;
-      const GraphModule model = to_channels_last(converted);
-      ModelScore s;
-      s.top1_percent = top1_on(model, *sensitivity_set_, "");  // the layer progress line suffices
-      s.sqnr_db = sqnr_db(fp32_output, Interpreter(model).run(sqnr_input));
-      return s;
-    };
-    ModelScore fp32_score;
-    fp32_score.top1_percent = top1_on(fp32, *sensitivity_set_, "fp32");
-    fp32_score.sqnr_db = std::numeric_limits<double>::infinity();
-    const ModelScore int8_score = score(convert(prepared, convert_options(point)));
-
-    SensitivityOptions options;
-    options.convert = convert_options(point);
-    for (const nlohmann::json& line : tuning_lines("sensitivity.jsonl", sensitivity_hash)) {
-      LayerSensitivity s = LayerSensitivity::from_json(line.at("sensitivity"));
-      options.done[s.layer] = s;
-    }
-    if (!options.done.empty()) std::fprintf(stderr, "  %zu layers measured before\n", options.done.size());
-    Progress progress("sensitivity, layers", static_cast<int64_t>(quantized_layers(fp32, prepared).size()));
-    options.on_layer = [&](const LayerSensitivity& s, size_t done, size_t total) {
-      append_tuning_line("sensitivity.jsonl", {{"config_hash", sensitivity_hash},
-                                               {"experiment", e_.name},
-                                               {"model", point.model},
-                                               {"label", point.label()},
-                                               {"sensitivity", s.to_json()}});
-      char detail[160];
-      std::snprintf(detail, sizeof detail, "%s: top-1 %.2f%% with it in fp32", s.layer.c_str(), s.fp32_only.top1_percent);
-      progress.update(static_cast<int64_t>(done), detail);
-    };
-    const std::vector<LayerSensitivity> order = ranked(layer_sensitivity(fp32, prepared, score, options));
-    progress.finish();
     const std::string base = tuning_dir() + "/" + slug(point);
-    const std::string table = sensitivity_table(order, int8_score, fp32_score);
-    write_file_atomically(base + ".sensitivity.md",
-                          "# Layer sensitivity: " + point.model + " " + point.label() + "\n\nOn " +
-                              sensitivity_set_->describe() + ". Most sensitive first.\n\n" + table);
-    try {
-      render_svg(sensitivity_plot(point.model + " " + point.label(), order, int8_score), base + ".sensitivity.svg");
-    } catch (const std::runtime_error& error) {
-      std::fprintf(stderr, "  note: no sensitivity plot: %s\n", error.what());
-    }
-    std::printf("\nlayer sensitivity, %s %s (most sensitive first; int8 top-1 %.2f%%, fp32 %.2f%%):\n",
-                point.model.c_str(), point.label().c_str(), int8_score.top1_percent, fp32_score.top1_percent);
-    for (size_t i = 0; i < std::min<size_t>(10, order.size()); ++i) {
-      std::printf("  %2zu. %-28s %-14s top-1 with it in fp32 %.2f%%, output SQNR %.2f dB\n", i + 1,
-                  order[i].layer.c_str(), order[i].kind.c_str(), order[i].fp32_only.top1_percent,
-                  order[i].fp32_only.sqnr_db);
-    }
+    const Sensitivity sensitivity = measure_sensitivity(point, prepared, sensitivity_hash, base);
+    const std::vector<LayerSensitivity>& order = sensitivity.ranked;
 
     // The greedy fallback, each step prepared from scratch with its mapping as a sweep would.
     std::map<std::string, QuantizedLayer> by_name;
@@ -630,16 +650,17 @@ class Runner {
     const std::string mapping_file = base + ".fallback.toml";
     std::string names;
     for (const QuantizedLayer& layer : fallback.fp32_layers) names += (names.empty() ? "" : ", ") + layer.name();
-    char summary_text[512];
-    std::snprintf(summary_text, sizeof summary_text,
-                  "# Keeps %zu layer(s) in fp32: %s.\n# Tuning subset top-1 %.2f%% (floor %.2f%%, fp32 %.2f%%); "
-                  "evaluation set top-1 %.2f%% (untuned int8 %.2f%%, fp32 %.2f%%).\n",
-                  fallback.fp32_layers.size(), names.empty() ? "none" : names.c_str(),
+    char figures[256];
+    std::snprintf(figures, sizeof figures,
+                  "# Tuning subset top-1 %.2f%% (floor %.2f%%, fp32 %.2f%%); evaluation set top-1 %.2f%% "
+                  "(untuned int8 %.2f%%, fp32 %.2f%%).\n",
                   fallback.steps.back().top1_percent, floor, fp32_tuning, tuned_top1, int8_top1, fp32_top1);
     write_file_atomically(mapping_file,
-                          "# Written by `sweep --tune` for " + point.model + " " + point.label() + " of " + e_.file +
-                              "\n# ([tuning] config hash " + fallback_hash + "). Name it under [mappings] to sweep "
-                              "the tuned model.\n" + summary_text +
+                          "# Written by `sweep --tune` for " + point.model + " " + point.label() + " of " +
+                              as_config_path(e_.file) + "\n# ([tuning] config hash " + fallback_hash +
+                              "). Name it under [mappings] to sweep the tuned model.\n# Keeps " +
+                              std::to_string(fallback.fp32_layers.size()) + " layer(s) in fp32: " +
+                              (names.empty() ? "none" : names) + ".\n" + figures +
                               overrides_to_toml(with_fp32_layers(e_.mappings.at(point.mapping), fallback.fp32_layers)));
 
     nlohmann::json steps = nlohmann::json::array();
@@ -672,8 +693,8 @@ class Runner {
                       {"noisy", int8_time.noisy || tuned_time.noisy},
                       {"onednn_isa", tuned_time.result.onednn_isa}}},
          {"mapping_file", as_config_path(mapping_file)},
-         {"sensitivity", {{"examples", sensitivity_set_->size()}, {"int8", int8_score.to_json()},
-                          {"fp32", fp32_score.to_json()}, {"table", as_config_path(base + ".sensitivity.md")}}},
+         {"sensitivity", {{"examples", sensitivity_set_->size()}, {"int8", sensitivity.int8.to_json()},
+                          {"fp32", sensitivity.fp32.to_json()}, {"table", as_config_path(base + ".sensitivity.md")}}},
          {"provenance", {{"experiment_file", e_.file}, {"experiment_sha256", e_.file_sha256},
                          {"checkpoint_sha256", checkpoint_sha256_},
                          {"git_revision", environment_.git_revision}, {"date_utc", utc_now()},
