@@ -26,9 +26,6 @@ struct Point {
   std::string weights;
   std::string mapping;
   int64_t samples = -1;  // calibration samples; 0 converts without calibration
-  /// A graph point's correction before or after calibration (experiment.h's
-  /// sweep_corrections()): "none", "bias_correction" or "equalization".
-  std::string correction = "none";
   int64_t threads = 1;
   int64_t batch_size = 1;
   /// The oneDNN ISA cap the point is timed under (eval/onednn_isa.h); "" for the CPU's best.
@@ -36,6 +33,9 @@ struct Point {
   /// What runs the model when it is timed (eval/isolated_latency.h): "interpreter" or
   /// "torchscript". The same converted model either way, so accuracy is measured once.
   std::string runtime = "interpreter";
+  /// A graph point's correction before or after calibration (experiment.h's
+  /// sweep_corrections()): "none", "bias_correction" or "equalization".
+  std::string correction = "none";
 
   bool int8() const { return variant == "eager" || variant == "graph"; }
   /// The table's row label, e.g. "graph histogram/per_channel calib=256 onednn" or "fp32";
