@@ -491,7 +491,15 @@ std::string published_markdown(const std::vector<PublishedRun>& runs) {
     for (const Record& record : latest_measured(records)) {
       if (!record.broken()) continue;
       left_out += "- " + record.describe() + ": output SQNR " +
-                  format_number("%.1f", *record.trust->output_sqnr_db) + " dB against fp32\n";
+                  format_number("%.1f", *record.trust->output_sqnr_db) + " dB against fp32";
+      if (record.accuracy) {
+        const Summary& top1 = record.accuracy->top1;
+        left_out += ", top-1 " + format_number("%.2f", top1.mean) + "%";
+        if (top1.n > 1) {
+          left_out += " [" + format_number("%.2f", top1.ci95_low) + ", " + format_number("%.2f", top1.ci95_high) + "]";
+        }
+      }
+      left_out += "\n";
     }
     if (!left_out.empty()) {
       out += "Left out as broken (int8 output too far from fp32's, trust.broken_below_db):\n\n" +

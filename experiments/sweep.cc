@@ -554,7 +554,8 @@ class Runner {
 
     SensitivityOptions options;
     options.convert = convert_options(point);
-    for (const nlohmann::json& line : tuning_lines("sensitivity.jsonl", hash)) {
+    for (const nlohmann::json& line : options_.force ? std::vector<nlohmann::json>{}
+                                                     : tuning_lines("sensitivity.jsonl", hash)) {
       LayerSensitivity s = LayerSensitivity::from_json(line.at("sensitivity"));
       options.done[s.layer] = s;
     }
@@ -570,7 +571,7 @@ class Runner {
       std::snprintf(detail, sizeof detail, "%s: top-1 %.2f%% with it in fp32", s.layer.c_str(), s.fp32_only.top1_percent);
       progress.update(static_cast<int64_t>(done), detail);
     };
-    result.ranked = ranked(layer_sensitivity(fp32, prepared, score, options));
+    result.ranked = ranked(layer_sensitivity(fp32, prepared, score, options), result.int8, sensitivity_set_->size());
     progress.finish();
 
     write_file_atomically(base + ".sensitivity.md",
@@ -587,8 +588,10 @@ class Runner {
                 point.model.c_str(), point.label().c_str(), result.int8.top1_percent, result.fp32.top1_percent);
     for (size_t i = 0; i < std::min<size_t>(10, result.ranked.size()); ++i) {
       const LayerSensitivity& s = result.ranked[i];
-      std::printf("  %2zu. %-28s %-14s top-1 with it in fp32 %.2f%%, output SQNR %.2f dB\n", i + 1, s.layer.c_str(),
-                  s.kind.c_str(), s.fp32_only.top1_percent, s.fp32_only.sqnr_db);
+      std::printf("  %2zu. %-28s %-10s with it in fp32: top-1 %.2f%%, output SQNR %.2f dB; alone in int8: "
+                  "output SQNR %.2f dB\n",
+                  i + 1, s.layer.c_str(), s.kind.c_str(), s.fp32_only.top1_percent, s.fp32_only.sqnr_db,
+                  s.int8_only.sqnr_db);
     }
     return result;
   }

@@ -84,13 +84,17 @@ std::vector<LayerSensitivity> layer_sensitivity(const GraphModule& model, const 
   return result;
 }
 
-std::vector<LayerSensitivity> ranked(std::vector<LayerSensitivity> layers) {
-  std::stable_sort(layers.begin(), layers.end(), [](const LayerSensitivity& a, const LayerSensitivity& b) {
-    if (a.fp32_only.top1_percent != b.fp32_only.top1_percent) {
-      return a.fp32_only.top1_percent > b.fp32_only.top1_percent;
-    }
-    if (a.fp32_only.sqnr_db != b.fp32_only.sqnr_db) return a.fp32_only.sqnr_db > b.fp32_only.sqnr_db;
+std::vector<LayerSensitivity> ranked(std::vector<LayerSensitivity> layers, const ModelScore& int8, int64_t examples) {
+  const double p = int8.top1_percent / 100.0;
+  const double noise = 100.0 * std::sqrt(p * (1.0 - p) / static_cast<double>(std::max<int64_t>(1, examples)));
+  auto gain = [&](const LayerSensitivity& s) {
+    const double g = s.fp32_only.top1_percent - int8.top1_percent;
+    return g > noise ? g : 0.0;
+  };
+  std::stable_sort(layers.begin(), layers.end(), [&](const LayerSensitivity& a, const LayerSensitivity& b) {
+    if (gain(a) != gain(b)) return gain(a) > gain(b);
     if (a.int8_only.sqnr_db != b.int8_only.sqnr_db) return a.int8_only.sqnr_db < b.int8_only.sqnr_db;
+    if (a.fp32_only.sqnr_db != b.fp32_only.sqnr_db) return a.fp32_only.sqnr_db > b.fp32_only.sqnr_db;
     return a.index < b.index;
   });
   return layers;
@@ -239,12 +243,12 @@ std::string tuning_markdown(const TunedPoint& point, size_t top, const std::stri
   }
   if (f.contains("sensitivity") && !point.layers.empty()) {
     const nlohmann::json& sensitivity = f.at("sensitivity");
-    std::vector<LayerSensitivity> order = ranked(point.layers);
+    const ModelScore int8 = ModelScore::from_json(sensitivity.at("int8"));
+    std::vector<LayerSensitivity> order = ranked(point.layers, int8, sensitivity.at("examples").get<int64_t>());
     if (order.size() > top) order.resize(top);
     out += "The " + std::to_string(order.size()) + " most sensitive layers (on " +
            std::to_string(sensitivity.at("examples").get<int64_t>()) + " test images):\n\n" +
-           sensitivity_table(order, ModelScore::from_json(sensitivity.at("int8")),
-                             ModelScore::from_json(sensitivity.at("fp32"))) +
+           sensitivity_table(order, int8, ModelScore::from_json(sensitivity.at("fp32"))) +
            "\n![Layer sensitivity: " + tuned_point_title(point) + "](" + plot_file + ")\n\n";
   }
   return out;

@@ -59,9 +59,13 @@ struct SensitivityOptions {
 std::vector<LayerSensitivity> layer_sensitivity(const GraphModule& model, const GraphModule& prepared,
                                                 const ScoreFn& score, const SensitivityOptions& options);
 
-/// Most sensitive first: the highest top-1 with the layer in fp32, then the highest output
-/// SQNR with it in fp32, then the lowest SQNR with only it in int8, then graph order.
-std::vector<LayerSensitivity> ranked(std::vector<LayerSensitivity> layers);
+/// Most sensitive first. A layer's gain is its top-1 with it in fp32 minus `int8`'s (every layer
+/// quantized) on the same `examples`; gains within one standard error of that top-1
+/// (sqrt(p (1 - p) / examples)) are noise and count as none. Larger gains come first; among
+/// equal gains, the layer that alone in int8 gives the lowest output SQNR (its own damage, which
+/// a model broken by another layer hides from the gains), then the highest SQNR with it in
+/// fp32, then graph order.
+std::vector<LayerSensitivity> ranked(std::vector<LayerSensitivity> layers, const ModelScore& int8, int64_t examples);
 
 /// A Markdown table of `ranked` layers: rank, layer, kind, top-1 and SQNR in both settings, with
 /// `int8` (every layer quantized) and `fp32` as the reference rows.

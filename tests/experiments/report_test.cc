@@ -128,7 +128,7 @@ TEST_CASE("the headline is the best int8 point against fp32; a broken point is l
   CHECK(published_markdown({{"tiny", records}}).find(
             "Left out as broken (int8 output too far from fp32's, trust.broken_below_db):\n\n"
             "- m graph minmax/per_channel calib=512 onednn, 1 thread(s), batch 1: output SQNR "
-            "1.0 dB against fp32\n") != std::string::npos);
+            "1.0 dB against fp32, top-1 95.00%\n") != std::string::npos);
   CHECK(headline(parse_records({record("f1", "fp32", -1, 1, 4.0, 92.0)})).empty());
 }
 

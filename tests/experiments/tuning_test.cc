@@ -74,6 +74,25 @@ TEST_CASE("the greedy fallback adds layers in rank order until the floor is met"
   CHECK(exhausted.steps.back().top1_percent == 91);
 }
 
+TEST_CASE("ranked orders by top-1 regained beyond noise, then by the damage a layer does alone") {
+  auto layer_with = [](const std::string& name, int64_t index, double fp32_only_top1, double int8_only_db) {
+    LayerSensitivity s;
+    s.layer = name;
+    s.index = index;
+    s.fp32_only = {fp32_only_top1, 1.0};
+    s.int8_only = {50.0, int8_only_db};
+    return s;
+  };
+  // All int8: 50% on 100 examples, so gains up to one standard error (5 points) are noise.
+  const std::vector<LayerSensitivity> order =
+      ranked({layer_with("noise_a", 0, 54.0, 30.0), layer_with("big", 1, 80.0, 40.0), layer_with("damaging", 2, 53.0, 5.0),
+              layer_with("medium", 3, 60.0, 35.0), layer_with("noise_b", 4, 51.0, 30.0)},
+             {50.0, 1.0}, 100);
+  std::vector<std::string> names;
+  for (const LayerSensitivity& s : order) names.push_back(s.layer);
+  CHECK(names == std::vector<std::string>{"big", "medium", "damaging", "noise_a", "noise_b"});
+}
+
 TEST_CASE("LayerSensitivity survives JSON, infinite SQNR included") {
   LayerSensitivity s;
   s.layer = "layer1_0_conv1";
@@ -145,7 +164,8 @@ qconfig.weight = { observer = "minmax", dtype = "qint8", qscheme = "per_tensor_s
     CHECK(layers[i].index == static_cast<int64_t>(i));
   }
 
-  const std::vector<LayerSensitivity> order = ranked(layers);
+  const ModelScore int8 = score(convert(prepared, {}));
+  const std::vector<LayerSensitivity> order = ranked(layers, int8, labels.size(0));
   CHECK(order.front().layer == "layer2_0_conv1");
   CHECK(order.front().module_paths == std::vector<std::string>{"layer2.0.conv1", "layer2.0.bn1"});
   // Alone in int8 it is also the worst layer by SQNR.
@@ -164,7 +184,7 @@ qconfig.weight = { observer = "minmax", dtype = "qint8", qscheme = "per_tensor_s
   REQUIRE(resumed.size() == layers.size());
   CHECK(resumed.back().fp32_only.top1_percent == layers.back().fp32_only.top1_percent);
 
-  const std::string table = sensitivity_table(order, score(convert(prepared, {})), {100.0, INFINITY});
+  const std::string table = sensitivity_table(order, int8, {100.0, INFINITY});
   CHECK(table.find("| 1 | layer2_0_conv1 | ConvReLU2d |") != std::string::npos);
   CHECK(table.find("| | fp32 | | 100.00 | inf |") != std::string::npos);
 }
