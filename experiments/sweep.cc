@@ -3,13 +3,13 @@
 #include <ATen/ATen.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <algorithm>
-#include <cctype>
 #include <limits>
 #include <map>
 #include <set>
@@ -47,9 +47,9 @@
 #include "quant/fp32_deploy.h"
 #include "quant/fp32_fallback.h"
 #include "quant/fuse.h"
+#include "quant/inspect.h"
 #include "quant/interpreter.h"
 #include "quant/layout.h"
-#include "quant/inspect.h"
 #include "quant/prepare.h"
 
 namespace qb {
