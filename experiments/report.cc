@@ -425,13 +425,15 @@ std::string html_report(const std::string& title, const std::vector<Record>& rec
 
 std::vector<std::string> write_report(const std::string& out_dir, const std::string& title,
                                       const std::vector<Record>& records,
-                                      const std::vector<nlohmann::json>& history) {
+                                      const std::vector<nlohmann::json>& history,
+                                      const std::vector<TunedPoint>& tuning) {
   fs::create_directories(out_dir + "/plots");
   write_run_tables(out_dir, records);
   std::vector<std::string> written = {out_dir + "/table.md", out_dir + "/table.csv",
                                       out_dir + "/benchmark.json"};
   std::vector<std::pair<std::string, PlotSpec>> plots = run_plots(records);
   for (auto& plot : history_plots(history)) plots.push_back(std::move(plot));
+  for (auto& plot : tuning_plots(tuning)) plots.push_back(std::move(plot));
   std::vector<std::string> relative;
   for (const auto& [stem, spec] : plots) {
     const std::string path = out_dir + "/plots/" + stem + ".svg";
@@ -444,8 +446,7 @@ std::vector<std::string> write_report(const std::string& out_dir, const std::str
   return written;
 }
 
-PublishedRun load_published_run(const std::string& name, const std::string& path) {
-  PublishedRun run{name, load_run_records(path), {}};
+std::vector<TunedPoint> load_tuning(const std::string& path) {
   std::string fallback = path + "/tuning/fallback.jsonl";
   std::string sensitivity = path + "/tuning/sensitivity.jsonl";
   if (!fs::is_directory(path)) {
@@ -453,17 +454,23 @@ PublishedRun load_published_run(const std::string& name, const std::string& path
     fallback = stem + ".fallback.jsonl";
     sensitivity = stem + ".sensitivity.jsonl";
   }
-  if (fs::exists(fallback)) run.tuning = read_tuned_points(fallback, sensitivity);
-  return run;
+  return fs::exists(fallback) ? read_tuned_points(fallback, sensitivity) : std::vector<TunedPoint>();
 }
 
-namespace {
-
-std::string sensitivity_plot_file(const std::string& run, size_t k) {
-  return "plots/" + run + "-sensitivity-" + std::to_string(k + 1) + ".svg";
+std::vector<std::pair<std::string, PlotSpec>> tuning_plots(const std::vector<TunedPoint>& tuning) {
+  std::vector<std::pair<std::string, PlotSpec>> plots;
+  for (size_t k = 0; k < tuning.size(); ++k) {
+    if (tuning[k].layers.empty()) continue;
+    plots.emplace_back("sensitivity-" + std::to_string(k + 1),
+                       sensitivity_plot(tuned_point_title(tuning[k]), tuning[k].layers,
+                                        ModelScore::from_json(tuning[k].fallback.at("sensitivity").at("int8"))));
+  }
+  return plots;
 }
 
-}  // namespace
+PublishedRun load_published_run(const std::string& name, const std::string& path) {
+  return {name, load_run_records(path), load_tuning(path)};
+}
 
 std::string published_markdown(const std::vector<PublishedRun>& runs) {
   std::string out =
@@ -509,7 +516,7 @@ std::string published_markdown(const std::vector<PublishedRun>& runs) {
       out += "![" + spec.title + "](plots/" + name + "-" + stem + ".svg)\n\n";
     }
     for (size_t k = 0; k < tuning.size(); ++k) {
-      out += tuning_markdown(tuning[k], 10, sensitivity_plot_file(name, k));
+      out += tuning_markdown(tuning[k], 10, "plots/" + name + "-sensitivity-" + std::to_string(k + 1) + ".svg");
     }
   }
   return out;
@@ -519,17 +526,11 @@ std::vector<std::string> write_published(const std::string& dir, const std::vect
   fs::create_directories(dir + "/plots");
   std::vector<std::string> written;
   for (const auto& [name, records, tuning] : runs) {
-    for (const auto& [stem, spec] : run_plots(records)) {
+    std::vector<std::pair<std::string, PlotSpec>> plots = run_plots(records);
+    for (auto& plot : tuning_plots(tuning)) plots.push_back(std::move(plot));
+    for (const auto& [stem, spec] : plots) {
       const std::string path = dir + "/plots/" + name + "-" + stem + ".svg";
       render_svg(spec, path);
-      written.push_back(path);
-    }
-    for (size_t k = 0; k < tuning.size(); ++k) {
-      if (tuning[k].layers.empty()) continue;
-      const std::string path = dir + "/" + sensitivity_plot_file(name, k);
-      render_svg(sensitivity_plot(tuned_point_title(tuning[k]), tuning[k].layers,
-                                  ModelScore::from_json(tuning[k].fallback.at("sensitivity").at("int8"))),
-                 path);
       written.push_back(path);
     }
   }

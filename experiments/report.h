@@ -46,11 +46,21 @@ std::vector<std::pair<std::string, std::string>> provenance_summary(
 std::string html_report(const std::string& title, const std::vector<Record>& records,
                         const std::vector<std::string>& plot_files);
 
+/// What `sweep --tune` found for a run: its tuning/fallback.jsonl and tuning/sensitivity.jsonl
+/// when `path` is a run directory, X.fallback.jsonl and X.sensitivity.jsonl beside a records
+/// file X.jsonl; empty for a run that was not tuned.
+std::vector<TunedPoint> load_tuning(const std::string& path);
+
+/// A sensitivity bar plot per tuned point, as (stem, spec): "sensitivity-1", ...
+std::vector<std::pair<std::string, PlotSpec>> tuning_plots(const std::vector<TunedPoint>& tuning);
+
 /// Writes table.md, table.csv, benchmark.json, report.html and plots/<stem>.svg to `out_dir`
-/// (and history plots when `history` is not empty); returns the files written.
+/// (and history plots when `history` is not empty, sensitivity plots for `tuning`); returns the
+/// files written.
 std::vector<std::string> write_report(const std::string& out_dir, const std::string& title,
                                       const std::vector<Record>& records,
-                                      const std::vector<nlohmann::json>& history);
+                                      const std::vector<nlohmann::json>& history,
+                                      const std::vector<TunedPoint>& tuning = {});
 
 /// One run of the published results: its records and, when it was tuned (sweep --tune), what
 /// the tuning found.
@@ -60,9 +70,7 @@ struct PublishedRun {
   std::vector<TunedPoint> tuning;
 };
 
-/// The run `name` from `path`, a run directory or a records file; a tuned run's tuning files
-/// are its tuning/fallback.jsonl and tuning/sensitivity.jsonl, or beside a records file
-/// X.jsonl, X.fallback.jsonl and X.sensitivity.jsonl.
+/// The run `name` from `path`, a run directory or a records file, with load_tuning(path).
 PublishedRun load_published_run(const std::string& name, const std::string& path);
 
 /// results/README.md for the published runs: per run its provenance, table and plots under

@@ -71,16 +71,19 @@ int report_main(int argc, char** argv) {
   if (!append.empty() && history.empty()) throw std::invalid_argument("--append needs --history");
 
   std::vector<Record> records;
+  std::vector<TunedPoint> tuning;
   for (const std::string& run : runs) {
     std::vector<Record> more = load_run_records(resolve_user_path(run));
     records.insert(records.end(), more.begin(), more.end());
+    std::vector<TunedPoint> tuned = load_tuning(resolve_user_path(run));
+    tuning.insert(tuning.end(), tuned.begin(), tuned.end());
   }
   if (out.empty()) out = resolve_user_path(runs.front());
   if (title.empty()) title = (records.front().experiment.empty() ? "quantbench" : records.front().experiment) + " results";
   if (!append.empty()) append_history(history, append, records);
   const std::vector<nlohmann::json> past = history.empty() ? std::vector<nlohmann::json>()
                                                            : read_records(history);
-  write_report(out, title, records, past);
+  write_report(out, title, records, past, tuning);
   std::printf("%s\nwritten to %s (report.html, table.md, table.csv, benchmark.json, plots/)\n",
               markdown_table(table_rows(records)).c_str(), out.c_str());
   return 0;

@@ -10,6 +10,7 @@
 #include "experiments/paths.h"
 #include "experiments/points.h"
 #include "experiments/record_log.h"
+#include "experiments/report.h"
 #include "experiments/sweep.h"
 #include "tests/catch.h"
 #include "tests/test_util.h"
@@ -163,6 +164,20 @@ sensitivity_samples = 100
   CHECK(record["latency"]["tuned_over_int8"].get<double>() ==
         Approx(record["latency"]["tuned_median_ms"].get<double>() / record["latency"]["int8_median_ms"].get<double>()));
   CHECK(std::filesystem::file_size(resolve_config_path(record["sensitivity"]["table"].get<std::string>())) > 0);
+
+  // What reports show of it: the fallback, the most sensitive layers and a bar per layer.
+  const std::vector<TunedPoint> tuned = load_tuning(summary.run_dir);
+  REQUIRE(tuned.size() == 1);
+  CHECK(tuned[0].layers.size() == sensitivity.size());
+  const auto plots = tuning_plots(tuned);
+  REQUIRE(plots.size() == 1);
+  CHECK(plots[0].first == "sensitivity-1");
+  CHECK(plots[0].second.bars);
+  CHECK(plots[0].second.x_tics.size() == sensitivity.size());
+  const std::string markdown = tuning_markdown(tuned[0], 5, "plots/x.svg");
+  CHECK(markdown.find("### Tuning: fmnist_resnet8 graph minmax/per_tensor calib=64 onednn\n") != std::string::npos);
+  CHECK(markdown.find("The 5 most sensitive layers (on 100 test images)") != std::string::npos);
+  CHECK(markdown.find("](plots/x.svg)") != std::string::npos);
 
   // Nothing left to do on a rerun; an analysis cut short resumes at the layer it stopped at.
   CHECK(run(l, tune).skipped == 1);
