@@ -196,15 +196,9 @@ QuantizeReport quantize(const QuantizeOptions& o,
   for (int64_t start = 0; start < images.size(0); start += o.calibration_batch_size) {
     batches.push_back(images.slice(0, start, std::min(images.size(0), start + o.calibration_batch_size)));
   }
-  size_t next = 0;
   progress(0, images.size(0));
-  report.calibration_examples = calibrate(
-      prepared,
-      [&]() -> std::optional<at::Tensor> {
-        if (next == batches.size()) return std::nullopt;
-        return batches[next++];
-      },
-      {0, [&](int64_t done) { progress(done, images.size(0)); }});
+  report.calibration_examples = calibrate(prepared, batches_of(batches),
+                                          {0, [&](int64_t done) { progress(done, images.size(0)); }});
   report.calibration_batches = static_cast<int64_t>(batches.size());
   report.step_seconds.emplace_back("calibrate", clock.lap());
 

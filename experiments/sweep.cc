@@ -346,14 +346,7 @@ class Runner {
     Progress progress("calibrating (seed " + std::to_string(seed) + ")", point.samples);
     CalibrateOptions options;
     options.on_batch = [&](int64_t seen) { progress.update(seen); };
-    size_t next = 0;
-    calibrate(
-        prepared,
-        [&]() -> std::optional<at::Tensor> {
-          if (next == batches.size()) return std::nullopt;
-          return batches[next++];
-        },
-        options);
+    calibrate(prepared, batches_of(batches), options);
     progress.finish();
     if (point.correction != "bias_correction") return prepared;
     BiasCorrectionOptions correction;

@@ -16,6 +16,14 @@ BatchSource tensor_batches(const at::Tensor& data, int64_t batch_size) {
   };
 }
 
+BatchSource batches_of(std::vector<at::Tensor> batches) {
+  size_t next = 0;
+  return [batches = std::move(batches), next]() mutable -> std::optional<at::Tensor> {
+    if (next == batches.size()) return std::nullopt;
+    return batches[next++];
+  };
+}
+
 int64_t calibrate(const GraphModule& prepared, const BatchSource& next_batch,
                   const CalibrateOptions& options) {
   at::NoGradGuard no_grad;  // not InferenceMode: observer buffers must stay ordinary tensors

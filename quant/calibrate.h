@@ -5,6 +5,7 @@
 
 #include <functional>
 #include <optional>
+#include <vector>
 
 #include "quant/graph_module.h"
 
@@ -16,6 +17,8 @@ using BatchSource = std::function<std::optional<at::Tensor>()>;
 /// The rows of `data` (its first dimension) in order, `batch_size` at a time, the last batch
 /// possibly shorter: a calibration tensor as PyTorch FX's tests feed it.
 BatchSource tensor_batches(const at::Tensor& data, int64_t batch_size);
+/// `batches` in order (they are shared, not copied).
+BatchSource batches_of(std::vector<at::Tensor> batches);
 
 struct CalibrateOptions {
   /// Stop once this many examples have been seen (0: exhaust the source). Like

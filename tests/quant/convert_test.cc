@@ -56,14 +56,7 @@ std::vector<at::Tensor> calibrate_random(const GraphModule& prepared, std::vecto
   at::manual_seed(21);
   std::vector<at::Tensor> data;
   for (int i = 0; i < batches; ++i) data.push_back(at::randn(shape));
-  size_t next = 0;
-  calibrate(
-      prepared,
-      [&]() -> std::optional<at::Tensor> {
-        if (next == data.size()) return std::nullopt;
-        return data[next++];
-      },
-      {});
+  calibrate(prepared, batches_of(data), {});
   return data;
 }
 

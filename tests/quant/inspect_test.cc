@@ -44,14 +44,7 @@ Quantized quantize_resnet18(const QConfigMapping& mapping) {
   GraphModule prepared = prepare(model, mapping);
   at::manual_seed(3);
   std::vector<at::Tensor> batches = {at::randn({1, 3, 64, 64}), at::randn({1, 3, 64, 64})};
-  size_t next = 0;
-  calibrate(
-      prepared,
-      [&]() -> std::optional<at::Tensor> {
-        if (next == batches.size()) return std::nullopt;
-        return batches[next++];
-      },
-      {});
+  calibrate(prepared, batches_of(batches), {});
   return {fuse(model, mapping), convert(prepared, {"onednn", false}), batches};
 }
 
