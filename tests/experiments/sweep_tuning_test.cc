@@ -55,10 +55,14 @@ struct Loaded {
   std::unique_ptr<Dataset> calibration;
 };
 
-Loaded load(const std::string& dir, const std::string& sweep, const std::string& extra = "") {
+/// `calibration` goes at the top of [calibration].
+Loaded load(const std::string& dir, const std::string& sweep, const std::string& extra = "",
+            const std::string& calibration = "") {
   std::filesystem::create_directories(dir);
   std::string path = dir + "/experiment.toml";
-  test::write_file(path, experiment_text(dir + "/results", sweep, extra));
+  std::string text = experiment_text(dir + "/results", sweep, extra);
+  text.replace(text.find("[calibration]\n"), 14, "[calibration]\n" + calibration);
+  test::write_file(path, text);
   Config config = Config::from_file(path);
   Loaded l{read_experiment(config, path), nullptr, nullptr};
   l.evaluation = open_dataset(config, "data", l.experiment.evaluation.split);
@@ -202,6 +206,11 @@ sensitivity_samples = 100
   REQUIRE(records.size() == 1);
   CHECK(records[0].accuracy->top1.mean == record["evaluation"]["tuned_top1_percent"].get<double>());
   CHECK(records[0].trust->fp32_nodes.size() >= record["fp32_layers"].size());
+
+  SECTION("the tuning subset may not share an example with the evaluation set") {
+    Loaded same_split = load(dir + "/overlap", sweep, tuning, "split = \"test\"\nallow_overlap = true\n");
+    CHECK_THROWS_WITH(run(same_split, tune), Catch::Contains("tuning.samples") && Catch::Contains("evaluation examples"));
+  }
 
   SECTION("--tune without [tuning], and a budget of both kinds, are errors naming the key") {
     Loaded plain = load(dir + "/plain", sweep);
