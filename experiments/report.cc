@@ -462,14 +462,46 @@ std::vector<std::pair<std::string, PlotSpec>> tuning_plots(const std::vector<Tun
   for (size_t k = 0; k < tuning.size(); ++k) {
     if (tuning[k].layers.empty()) continue;
     plots.emplace_back("sensitivity-" + std::to_string(k + 1),
-                       sensitivity_plot(tuned_point_title(tuning[k]), tuning[k].layers,
-                                        ModelScore::from_json(tuning[k].fallback.at("sensitivity").at("int8"))));
+                       sensitivity_plot(tuning[k].title(), tuning[k].layers, tuning[k].fallback.sensitivity_int8));
   }
   return plots;
 }
 
 PublishedRun load_published_run(const std::string& name, const std::string& path) {
   return {name, load_run_records(path), load_tuning(path)};
+}
+
+std::string tuning_markdown(const TunedPoint& point, size_t top, const std::string& plot_file) {
+  const FallbackRecord& f = point.fallback;
+  std::string kept;
+  for (const std::string& layer : f.fp32_layers) kept += (kept.empty() ? "`" : ", `") + layer + "`";
+  const std::string budget = f.max_drop ? format_number("%g", *f.max_drop) + " points"
+                                        : format_number("%g", 100 * f.max_relative_drop.value_or(0)) + "%";
+  auto row = [](const std::string& what, const TunedAccuracies& a) {
+    return "| " + what + " | " + format_number("%.2f", a.fp32_top1_percent) + " | " +
+           format_number("%.2f", a.int8_top1_percent) + " | " + format_number("%.2f", a.tuned_top1_percent) + " |\n";
+  };
+  std::string out = "### Tuning: " + point.title() + "\n\n";
+  out += "Fallback to fp32 within " + budget + " of fp32's top-1 on " + std::to_string(f.tuning.examples) +
+         " training images (" + (f.met ? "met" : "NOT met") + "): " + std::to_string(f.fp32_layers.size()) + " of " +
+         std::to_string(f.layers) + " quantized layers kept in fp32" + (kept.empty() ? "" : " (" + kept + ")") +
+         ".\n\n";
+  out += "| top-1 % | fp32 | int8 | tuned |\n| --- | ---: | ---: | ---: |\n";
+  out += row("tuning subset (floor " + format_number("%.2f", f.floor_percent) + ")", f.tuning);
+  out += row("evaluation set (" + std::to_string(f.evaluation.examples) + ", first seed)", f.evaluation) + "\n";
+  out += "Latency (" + std::to_string(f.threads) + " thread(s), batch " + std::to_string(f.batch_size) +
+         ", each in a fresh process): tuned " + format_number("%.3f", f.tuned_median_ms) + " ms against int8's " +
+         format_number("%.3f", f.int8_median_ms) + " ms (" + format_number("%.2f", f.tuned_over_int8()) + "x" +
+         (f.latency_noisy ? ", noisy" : "") + ").\n\n";
+  if (!point.layers.empty()) {
+    std::vector<LayerSensitivity> order = ranked(point.layers, f.sensitivity_int8, f.sensitivity_examples);
+    if (order.size() > top) order.resize(top);
+    out += "The " + std::to_string(order.size()) + " most sensitive layers (on " +
+           std::to_string(f.sensitivity_examples) + " test images):\n\n" +
+           sensitivity_table(order, f.sensitivity_int8, f.sensitivity_fp32) + "\n![Layer sensitivity: " +
+           point.title() + "](" + plot_file + ")\n\n";
+  }
+  return out;
 }
 
 std::string published_markdown(const std::vector<PublishedRun>& runs) {

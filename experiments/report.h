@@ -11,7 +11,7 @@
 
 #include "experiments/plot.h"
 #include "experiments/record.h"
-#include "experiments/tuning.h"
+#include "experiments/tuning_record.h"
 
 namespace qb {
 
@@ -50,6 +50,10 @@ std::string html_report(const std::string& title, const std::vector<Record>& rec
 /// when `path` is a run directory, X.fallback.jsonl and X.sensitivity.jsonl beside a records
 /// file X.jsonl; empty for a run that was not tuned.
 std::vector<TunedPoint> load_tuning(const std::string& path);
+
+/// Markdown for one tuned point: what the fallback kept in fp32 and what it gave (top-1,
+/// latency), the `top` most sensitive layers, and the plot at `plot_file` (relative to the page).
+std::string tuning_markdown(const TunedPoint& point, size_t top, const std::string& plot_file);
 
 /// A sensitivity bar plot per tuned point, as (stem, spec): "sensitivity-1", ...
 std::vector<std::pair<std::string, PlotSpec>> tuning_plots(const std::vector<TunedPoint>& tuning);

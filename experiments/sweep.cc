@@ -36,6 +36,7 @@
 #include "experiments/table.h"
 #include "experiments/trust_checks.h"
 #include "experiments/tuning.h"
+#include "experiments/tuning_record.h"
 #include "models/checkpoint.h"
 #include "models/torchscript_import.h"
 #include "models/zoo.h"
@@ -640,8 +641,6 @@ class Runner {
     // What the fallback costs in latency: both models timed like the point, one after the other.
     const TimedPoint int8_time = time_model(point, point.model_key(), int8);
     const TimedPoint tuned_time = time_model(point, point.model_key() + " tuned", tuned);
-    const double int8_ms = int8_time.result.timing.median_ms;
-    const double tuned_ms = tuned_time.result.timing.median_ms;
 
     const std::string mapping_file = base + ".fallback.toml";
     std::string names;
@@ -659,48 +658,52 @@ class Runner {
                               (names.empty() ? "none" : names) + ".\n" + figures +
                               overrides_to_toml(with_fp32_layers(e_.mappings.at(point.mapping), fallback.fp32_layers)));
 
-    nlohmann::json steps = nlohmann::json::array();
-    for (const FallbackStep& step : fallback.steps) {
-      steps.push_back({{"added_layer", step.added_layer}, {"fp32_layers", step.fp32_layers},
-                       {"top1_percent", step.top1_percent}});
-    }
-    std::vector<std::string> fp32_layer_names;
-    for (const QuantizedLayer& layer : fallback.fp32_layers) fp32_layer_names.push_back(layer.name());
-    append_tuning_line(
-        "fallback.jsonl",
-        {{"config_hash", fallback_hash},
-         {"sensitivity_config_hash", sensitivity_hash},
-         {"experiment", e_.name},
-         {"model", point.model},
-         {"label", point.label()},
-         {"point", point.to_json()},
-         {"budget", config["tuning"]},
-         {"layers", static_cast<int64_t>(order.size())},
-         {"fp32_layers", fp32_layer_names},
-         {"met", fallback.met},
-         {"tuning", {{"examples", tuning_set_->size()}, {"fp32_top1_percent", fp32_tuning}, {"floor_percent", floor},
-                     {"int8_top1_percent", fallback.steps.front().top1_percent},
-                     {"tuned_top1_percent", fallback.steps.back().top1_percent}, {"steps", steps}}},
-         {"evaluation", {{"examples", data_->evaluation().size()}, {"fp32_top1_percent", fp32_top1},
-                         {"int8_top1_percent", int8_top1}, {"tuned_top1_percent", tuned_top1}}},
-         {"latency", {{"threads", point.threads}, {"batch_size", point.batch_size}, {"isa", point.isa},
-                      {"runtime", point.runtime}, {"int8_median_ms", int8_ms}, {"tuned_median_ms", tuned_ms},
-                      {"tuned_over_int8", tuned_ms / int8_ms},
-                      {"noisy", int8_time.noisy || tuned_time.noisy},
-                      {"onednn_isa", tuned_time.result.onednn_isa}}},
-         {"mapping_file", as_config_path(mapping_file)},
-         {"sensitivity", {{"examples", sensitivity_set_->size()}, {"int8", sensitivity.int8.to_json()},
-                          {"fp32", sensitivity.fp32.to_json()}, {"table", as_config_path(base + ".sensitivity.md")}}},
-         {"provenance", {{"experiment_file", e_.file}, {"experiment_sha256", e_.file_sha256},
-                         {"checkpoint_sha256", checkpoint_sha256_},
-                         {"git_revision", environment_.git_revision}, {"date_utc", utc_now()},
-                         {"elapsed_s", std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()}}}});
+    FallbackRecord record;
+    record.config_hash = fallback_hash;
+    record.sensitivity_config_hash = sensitivity_hash;
+    record.experiment = e_.name;
+    record.model = point.model;
+    record.label = point.label();
+    record.point = point;
+    record.max_drop = e_.tuning.max_drop;
+    record.max_relative_drop = e_.tuning.max_relative_drop;
+    record.tuning_samples = e_.tuning.samples;
+    record.tuning_seed = e_.tuning.seed;
+    record.max_layers = e_.tuning.max_layers;
+    record.layers = static_cast<int64_t>(order.size());
+    for (const QuantizedLayer& layer : fallback.fp32_layers) record.fp32_layers.push_back(layer.name());
+    record.met = fallback.met;
+    record.tuning = {tuning_set_->size(), fp32_tuning, fallback.steps.front().top1_percent,
+                     fallback.steps.back().top1_percent};
+    record.floor_percent = floor;
+    record.steps = fallback.steps;
+    record.evaluation = {data_->evaluation().size(), fp32_top1, int8_top1, tuned_top1};
+    record.sensitivity_examples = sensitivity_set_->size();
+    record.sensitivity_int8 = sensitivity.int8;
+    record.sensitivity_fp32 = sensitivity.fp32;
+    record.sensitivity_table = as_config_path(base + ".sensitivity.md");
+    record.threads = point.threads;
+    record.batch_size = point.batch_size;
+    record.isa = point.isa;
+    record.onednn_isa = tuned_time.result.onednn_isa;
+    record.runtime = point.runtime;
+    record.int8_median_ms = int8_time.result.timing.median_ms;
+    record.tuned_median_ms = tuned_time.result.timing.median_ms;
+    record.latency_noisy = int8_time.noisy || tuned_time.noisy;
+    record.mapping_file = as_config_path(mapping_file);
+    record.experiment_file = e_.file;
+    record.experiment_sha256 = e_.file_sha256;
+    record.checkpoint_sha256 = checkpoint_sha256_;
+    record.git_revision = environment_.git_revision;
+    record.date_utc = utc_now();
+    record.elapsed_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    append_tuning_line("fallback.jsonl", record.to_json());
     std::printf("fallback: %zu of %zu layers in fp32 (%s); top-1 %.2f%% on the tuning subset (floor %.2f%%), "
                 "%.2f%% on the evaluation set (int8 %.2f%%, fp32 %.2f%%); latency %.3f ms against int8's %.3f "
                 "(%.2fx)\nmapping: %s\n",
                 fallback.fp32_layers.size(), order.size(), fallback.met ? "budget met" : "BUDGET NOT MET",
-                fallback.steps.back().top1_percent, floor, tuned_top1, int8_top1, fp32_top1, tuned_ms, int8_ms,
-                tuned_ms / int8_ms, mapping_file.c_str());
+                fallback.steps.back().top1_percent, floor, tuned_top1, int8_top1, fp32_top1, record.tuned_median_ms,
+                record.int8_median_ms, record.tuned_over_int8(), mapping_file.c_str());
     return true;
   }
 

@@ -3,8 +3,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <fstream>
-#include <map>
 #include <optional>
 #include <stdexcept>
 
@@ -162,96 +160,6 @@ FallbackResult search_fallback(const std::vector<QuantizedLayer>& candidates, do
     result.met = step.top1_percent >= floor;
   }
   return result;
-}
-
-std::vector<TunedPoint> read_tuned_points(const std::string& fallback_file, const std::string& sensitivity_file) {
-  auto lines = [](const std::string& file) {
-    std::vector<nlohmann::json> out;
-    std::ifstream in(file);
-    std::string line;
-    for (int number = 1; std::getline(in, line); ++number) {
-      nlohmann::json json = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-      if (!json.is_object() || !json.contains("config_hash")) {
-        throw std::invalid_argument(file + ":" + std::to_string(number) + ": not a tuning record");
-      }
-      out.push_back(std::move(json));
-    }
-    return out;
-  };
-  std::map<std::string, std::map<std::string, LayerSensitivity>> layers;  // hash -> layer -> it
-  for (const nlohmann::json& line : lines(sensitivity_file)) {
-    LayerSensitivity s = LayerSensitivity::from_json(line.at("sensitivity"));
-    layers[line.at("config_hash").get<std::string>()][s.layer] = s;
-  }
-  std::vector<TunedPoint> points;
-  std::map<std::string, size_t> index;  // fallback hash -> position in points
-  for (nlohmann::json& line : lines(fallback_file)) {
-    TunedPoint point;
-    const auto found = layers.find(line.value("sensitivity_config_hash", ""));
-    if (found != layers.end()) {
-      for (const auto& [name, layer] : found->second) point.layers.push_back(layer);
-    }
-    point.fallback = std::move(line);
-    const std::string hash = point.fallback.at("config_hash").get<std::string>();
-    if (index.count(hash)) {
-      points[index[hash]] = std::move(point);
-    } else {
-      index[hash] = points.size();
-      points.push_back(std::move(point));
-    }
-  }
-  return points;
-}
-
-std::string tuned_point_title(const TunedPoint& point) {
-  return point.fallback.value("model", "") + " " + point.fallback.value("label", "");
-}
-
-std::string tuning_markdown(const TunedPoint& point, size_t top, const std::string& plot_file) {
-  const nlohmann::json& f = point.fallback;
-  const nlohmann::json& tuning = f.at("tuning");
-  const nlohmann::json& evaluation = f.at("evaluation");
-  std::string kept;
-  for (const auto& layer : f.at("fp32_layers")) kept += (kept.empty() ? "`" : ", `") + layer.get<std::string>() + "`";
-  const nlohmann::json& budget = f.at("budget");
-  const std::string budget_text = budget.value("max_drop", nlohmann::json()).is_number()
-                                      ? number(budget["max_drop"].get<double>(), "%g") + " points"
-                                      : number(100 * budget["max_relative_drop"].get<double>(), "%g") + "%";
-  std::string out = "### Tuning: " + tuned_point_title(point) + "\n\n";
-  out += "Fallback to fp32 within " + budget_text + " of fp32's top-1 on " +
-         std::to_string(tuning.at("examples").get<int64_t>()) + " training images (" +
-         (f.at("met").get<bool>() ? "met" : "NOT met") + "): " +
-         std::to_string(f.at("fp32_layers").size()) + " of " + std::to_string(f.at("layers").get<int64_t>()) +
-         " quantized layers kept in fp32" + (kept.empty() ? "" : " (" + kept + ")") + ".\n\n";
-  out += "| top-1 % | fp32 | int8 | tuned |\n| --- | ---: | ---: | ---: |\n";
-  out += "| tuning subset (floor " + number(tuning.at("floor_percent").get<double>(), "%.2f") + ") | " +
-         number(tuning.at("fp32_top1_percent").get<double>(), "%.2f") + " | " +
-         number(tuning.at("int8_top1_percent").get<double>(), "%.2f") + " | " +
-         number(tuning.at("tuned_top1_percent").get<double>(), "%.2f") + " |\n";
-  out += "| evaluation set (" + std::to_string(evaluation.at("examples").get<int64_t>()) + ", first seed) | " +
-         number(evaluation.at("fp32_top1_percent").get<double>(), "%.2f") + " | " +
-         number(evaluation.at("int8_top1_percent").get<double>(), "%.2f") + " | " +
-         number(evaluation.at("tuned_top1_percent").get<double>(), "%.2f") + " |\n\n";
-  if (f.contains("latency")) {
-    const nlohmann::json& latency = f.at("latency");
-    out += "Latency (" + std::to_string(latency.at("threads").get<int64_t>()) + " thread(s), batch " +
-           std::to_string(latency.at("batch_size").get<int64_t>()) + ", each in a fresh process): tuned " +
-           number(latency.at("tuned_median_ms").get<double>(), "%.3f") + " ms against int8's " +
-           number(latency.at("int8_median_ms").get<double>(), "%.3f") + " ms (" +
-           number(latency.at("tuned_over_int8").get<double>(), "%.2f") + "x" +
-           (latency.at("noisy").get<bool>() ? ", noisy" : "") + ").\n\n";
-  }
-  if (f.contains("sensitivity") && !point.layers.empty()) {
-    const nlohmann::json& sensitivity = f.at("sensitivity");
-    const ModelScore int8 = ModelScore::from_json(sensitivity.at("int8"));
-    std::vector<LayerSensitivity> order = ranked(point.layers, int8, sensitivity.at("examples").get<int64_t>());
-    if (order.size() > top) order.resize(top);
-    out += "The " + std::to_string(order.size()) + " most sensitive layers (on " +
-           std::to_string(sensitivity.at("examples").get<int64_t>()) + " test images):\n\n" +
-           sensitivity_table(order, int8, ModelScore::from_json(sensitivity.at("fp32"))) +
-           "\n![Layer sensitivity: " + tuned_point_title(point) + "](" + plot_file + ")\n\n";
-  }
-  return out;
 }
 
 }  // namespace qb

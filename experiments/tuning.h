@@ -103,23 +103,4 @@ FallbackResult search_fallback(const std::vector<QuantizedLayer>& candidates, do
                                const std::function<double(const std::vector<QuantizedLayer>&)>& tuning_top1,
                                int64_t max_layers);
 
-/// What `sweep --tune` recorded for one point: its fallback.jsonl line and its layers'
-/// sensitivity.jsonl lines.
-struct TunedPoint {
-  nlohmann::json fallback;
-  std::vector<LayerSensitivity> layers;
-};
-
-/// The tuned points of a fallback.jsonl file, each with its layers from `sensitivity_file`
-/// (joined by configuration hash); a later line for the same point replaces an earlier one.
-/// std::invalid_argument naming the file for a line that is not a record.
-std::vector<TunedPoint> read_tuned_points(const std::string& fallback_file, const std::string& sensitivity_file);
-
-/// Markdown for published results: per tuned point, what the fallback kept in fp32 and what it
-/// gave, the `top` most sensitive layers, and the plot at `plot_file` (relative to the page).
-std::string tuning_markdown(const TunedPoint& point, size_t top, const std::string& plot_file);
-
-/// The title sensitivity_plot gives a tuned point.
-std::string tuned_point_title(const TunedPoint& point);
-
 }  // namespace qb

@@ -180,6 +180,7 @@ sensitivity_samples = 100
   CHECK(plots[0].second.x_tics.size() == sensitivity.size());
   const std::string markdown = tuning_markdown(tuned[0], 5, "plots/x.svg");
   CHECK(markdown.find("### Tuning: fmnist_resnet8 graph minmax/per_tensor calib=64 onednn\n") != std::string::npos);
+  CHECK(tuned[0].fallback.to_json() == record);  // the typed record reads and writes every field
   CHECK(markdown.find("The 5 most sensitive layers (on 100 test images)") != std::string::npos);
   CHECK(markdown.find("](plots/x.svg)") != std::string::npos);
 
