@@ -314,14 +314,20 @@ class Runner {
     return it->second;
   }
 
-  AccuracyCounts accuracy_of(const GraphModule& gm, const std::string& label) {
+  /// `gm`'s accuracy on `data`, decoded by `workers` loader threads; `label` heads the progress
+  /// line ("" for none).
+  AccuracyCounts accuracy_on(const GraphModule& gm, const Dataset& data, const std::string& label, int workers) {
     Interpreter interpreter(gm);
     AccuracyOptions options;
     options.batch_size = e_.evaluation.batch_size;
-    options.workers = data_->evaluation_cached() ? 1 : e_.evaluation.workers;
-    options.progress_label = label + " accuracy";
-    return evaluate_accuracy([&](const at::Tensor& images) { return interpreter.run(images); },
-                             data_->evaluation(), options);
+    options.workers = workers;
+    options.progress_label = label;
+    return evaluate_accuracy([&](const at::Tensor& images) { return interpreter.run(images); }, data, options);
+  }
+
+  AccuracyCounts accuracy_of(const GraphModule& gm, const std::string& label) {
+    return accuracy_on(gm, data_->evaluation(), label + " accuracy",
+                       data_->evaluation_cached() ? 1 : e_.evaluation.workers);
   }
 
   /// The float graph a graph point is prepared from: the fp32 model, or for equalization its
@@ -337,18 +343,16 @@ class Runner {
   /// Prepares with `mapping` and calibrates on seed's subset, then corrects biases when the
   /// point asks.
   GraphModule calibrated(const Point& point, uint64_t seed, const QConfigMapping& mapping) {
-    GraphModule prepared =
-        point.variant == "eager"
-            ? prepare_eager(fuse_modules(build(point.model, true), fuse_model_groups(point.model)),
-                            mapping)
-            : prepare(float_graph(point, mapping), mapping);
+    if (point.variant == "eager") {
+      GraphModule prepared =
+          prepare_eager(fuse_modules(build(point.model, true), fuse_model_groups(point.model)), mapping);
+      if (point.samples > 0) calibrate_on(prepared, point, seed);
+      return prepared;
+    }
+    const GraphModule float_model = float_graph(point, mapping);
+    GraphModule prepared = prepare(float_model, mapping);
     if (point.samples == 0) return prepared;
-    std::vector<at::Tensor> batches = data_->calibration_batches(seed, point.samples);
-    Progress progress("calibrating (seed " + std::to_string(seed) + ")", point.samples);
-    CalibrateOptions options;
-    options.on_batch = [&](int64_t seen) { progress.update(seen); };
-    calibrate(prepared, batches_of(batches), options);
-    progress.finish();
+    const std::vector<at::Tensor> batches = calibrate_on(prepared, point, seed);
     if (point.correction != "bias_correction") return prepared;
     BiasCorrectionOptions correction;
     correction.convert = convert_options(point);
@@ -357,9 +361,20 @@ class Runner {
       if (!progress_layers) progress_layers.emplace("bias correction, layers", static_cast<int64_t>(total));
       progress_layers->update(static_cast<int64_t>(done));
     };
-    GraphModule result = correct_bias(prepared, fuse(float_graph(point, mapping), mapping), batches, correction);
+    GraphModule result = correct_bias(prepared, fuse(float_model, mapping), batches, correction);
     if (progress_layers) progress_layers->finish();
     return result;
+  }
+
+  /// Feeds seed's calibration subset through `prepared`; returns the batches.
+  std::vector<at::Tensor> calibrate_on(const GraphModule& prepared, const Point& point, uint64_t seed) {
+    std::vector<at::Tensor> batches = data_->calibration_batches(seed, point.samples);
+    Progress progress("calibrating (seed " + std::to_string(seed) + ")", point.samples);
+    CalibrateOptions options;
+    options.on_batch = [&](int64_t seen) { progress.update(seen); };
+    calibrate(prepared, batches_of(batches), options);
+    progress.finish();
+    return batches;
   }
 
   ConvertOptions convert_options(const Point& point) const {
@@ -468,14 +483,9 @@ class Runner {
     return relative.empty() || *relative.begin() == ".." ? path : relative.string();
   }
 
+  /// Top-1 on one of the tuning's in-memory subsets.
   double top1_on(const GraphModule& gm, const Dataset& data, const std::string& label) {
-    Interpreter interpreter(gm);
-    AccuracyOptions options;
-    options.batch_size = e_.evaluation.batch_size;
-    options.workers = 1;  // in memory
-    options.progress_label = label;
-    return evaluate_accuracy([&](const at::Tensor& images) { return interpreter.run(images); }, data, options)
-        .top1_percent();
+    return accuracy_on(gm, data, label, /*workers=*/1).top1_percent();
   }
 
   /// The JSON lines of a tuning file whose config_hash is `hash`.
@@ -495,19 +505,21 @@ class Runner {
     append_durably(tuning_dir() + "/" + file, json.dump() + "\n");
   }
 
-  /// An int8 model of `point` timed as the sweep times the point, in a fresh process.
-  TimedPoint time_model(const Point& point, const std::string& key, const GraphModule& model) {
+  /// How the probe times `model` (saved under `key`) as `point` says: its runtime, a batch of
+  /// evaluation images, the latency settings, threads, engine and ISA.
+  ProbeRequest probe_request(const Point& point, const std::string& name, const std::string& key,
+                             const GraphModule& model) {
     ProbeRequest request;
-    request.name = point.model + " " + key;
+    request.name = name;
     request.model = latency_->model_file(key, model, point.runtime);
     request.runtime = point.runtime;
     request.input = latency_->input_file("batch" + std::to_string(point.batch_size),
                                          [&] { return data_->evaluation_batch(point.batch_size); });
     request.latency = e_.latency;
     request.latency.threads = static_cast<int>(point.threads);
-    request.engine = point.engine;
+    request.engine = point.int8() ? point.engine : "";
     request.isa = point.isa;
-    return latency_->time_until_quiet(request);
+    return request;
   }
 
   /// A tuned point's sensitivity: its layers most sensitive first, and the all-int8 and fp32
@@ -521,7 +533,8 @@ class Runner {
   /// Measures every layer of the calibrated `prepared` (resuming from the layers sensitivity.jsonl
   /// holds under `hash`), writes the ranked table and the plot beside the mapping, prints the
   /// top 10.
-  Sensitivity measure_sensitivity(const Point& point, const GraphModule& prepared, const std::string& hash,
+  Sensitivity measure_sensitivity(const Point& point, const GraphModule& prepared,
+                                  const std::vector<QuantizedLayer>& layers, const std::string& hash,
                                   const std::string& base) {
     const GraphModule& fp32 = fp32_model(point.model);
     // Output SQNR against fp32 on the first images of the sensitivity subset.
@@ -554,7 +567,7 @@ class Runner {
       options.done[s.layer] = s;
     }
     if (!options.done.empty()) std::fprintf(stderr, "  %zu layers measured before\n", options.done.size());
-    Progress progress("sensitivity, layers", static_cast<int64_t>(quantized_layers(fp32, prepared).size()));
+    Progress progress("sensitivity, layers", static_cast<int64_t>(layers.size()));
     options.on_layer = [&](const LayerSensitivity& s, size_t done, size_t total) {
       append_tuning_line("sensitivity.jsonl", {{"config_hash", hash},
                                                {"experiment", e_.name},
@@ -565,7 +578,7 @@ class Runner {
       std::snprintf(detail, sizeof detail, "%s: top-1 %.2f%% with it in fp32", s.layer.c_str(), s.fp32_only.top1_percent);
       progress.update(static_cast<int64_t>(done), detail);
     };
-    result.ranked = ranked(layer_sensitivity(fp32, prepared, score, options), result.int8, sensitivity_set_->size());
+    result.ranked = ranked(layer_sensitivity(prepared, layers, score, options), result.int8, sensitivity_set_->size());
     progress.finish();
 
     write_file_atomically(base + ".sensitivity.md",
@@ -613,34 +626,41 @@ class Runner {
     const GraphModule& fp32 = fp32_model(point.model);
     const GraphModule prepared = calibrated(point, seed, mapping);
     const std::string base = tuning_dir() + "/" + slug(point);
-    const Sensitivity sensitivity = measure_sensitivity(point, prepared, sensitivity_hash, base);
+    const std::vector<QuantizedLayer> layers = quantized_layers(fp32, prepared);
+    const Sensitivity sensitivity = measure_sensitivity(point, prepared, layers, sensitivity_hash, base);
     const std::vector<LayerSensitivity>& order = sensitivity.ranked;
 
-    // The greedy fallback, each step prepared from scratch with its mapping as a sweep would.
+    // The greedy fallback, each step prepared from scratch with its mapping as a sweep would;
+    // the step without fallback is the model already calibrated, and the last step's model is
+    // the tuned one.
     std::map<std::string, QuantizedLayer> by_name;
-    for (const QuantizedLayer& layer : quantized_layers(fp32, prepared)) by_name.emplace(layer.name(), layer);
+    for (const QuantizedLayer& layer : layers) by_name.emplace(layer.name(), layer);
     std::vector<QuantizedLayer> candidates;
     for (const LayerSensitivity& s : order) candidates.push_back(by_name.at(s.layer));
+    const GraphModule int8 = to_channels_last(convert(prepared, convert_options(point)));
+    GraphModule tuned = int8;
     const double fp32_tuning = top1_on(fp32, *tuning_set_, "fp32 tuning");
     const double floor = accuracy_floor(fp32_tuning, e_.tuning.max_drop, e_.tuning.max_relative_drop);
     std::fprintf(stderr, "  fallback: fp32 top-1 on the tuning subset %.2f%%, floor %.2f%%\n", fp32_tuning, floor);
     const FallbackResult fallback = search_fallback(
         candidates, floor,
-        [&](const std::vector<QuantizedLayer>& layers) {
-          const double top1 = top1_on(quantize(point, seed, with_fp32_layers(mapping, layers)), *tuning_set_, "tuning");
-          std::fprintf(stderr, "  %zu layer(s) in fp32%s: top-1 %.2f%% on the tuning subset\n", layers.size(),
-                       layers.empty() ? "" : (" (+" + layers.back().name() + ")").c_str(), top1);
+        [&](const std::vector<QuantizedLayer>& fp32_layers) {
+          tuned = fp32_layers.empty() ? int8 : quantize(point, seed, with_fp32_layers(mapping, fp32_layers));
+          const double top1 = top1_on(tuned, *tuning_set_, "tuning");
+          std::fprintf(stderr, "  %zu layer(s) in fp32%s: top-1 %.2f%% on the tuning subset\n", fp32_layers.size(),
+                       fp32_layers.empty() ? "" : (" (+" + fp32_layers.back().name() + ")").c_str(), top1);
           return top1;
         },
         e_.tuning.max_layers);
-    const GraphModule tuned = quantize(point, seed, with_fp32_layers(mapping, fallback.fp32_layers));
-    const GraphModule int8 = quantize(point, seed);
     const double tuned_top1 = accuracy_of(tuned, point.label() + " tuned").top1_percent();
     const double int8_top1 = accuracy_of(int8, point.label()).top1_percent();
     const double fp32_top1 = accuracy_of(fp32, point.model + " fp32").top1_percent();
     // What the fallback costs in latency: both models timed like the point, one after the other.
-    const TimedPoint int8_time = time_model(point, point.model_key(), int8);
-    const TimedPoint tuned_time = time_model(point, point.model_key() + " tuned", tuned);
+    const TimedPoint int8_time =
+        latency_->time_until_quiet(probe_request(point, point.model + " " + point.model_key(), point.model_key(), int8));
+    const std::string tuned_key = point.model_key() + " tuned";
+    const TimedPoint tuned_time =
+        latency_->time_until_quiet(probe_request(point, point.model + " " + tuned_key, tuned_key, tuned));
 
     const std::string mapping_file = base + ".fallback.toml";
     std::string names;
@@ -796,17 +816,10 @@ class Runner {
   /// Times the point in a fresh process, into `record`: its latency, Google Benchmark's report,
   /// the ISA oneDNN dispatched to, and for int8 the output SQNR.
   void time_point(const Point& point, const Evaluated& model, Record& record) {
-    ProbeRequest request;
-    request.name = point.model + " " + point.label() + "/threads:" + std::to_string(point.threads) +
-                   "/batch:" + std::to_string(point.batch_size);
-    request.model = latency_->model_file(point.model_key(), model.model, point.runtime);
-    request.runtime = point.runtime;
-    request.input = latency_->input_file("batch" + std::to_string(point.batch_size),
-                                         [&] { return data_->evaluation_batch(point.batch_size); });
-    request.latency = e_.latency;
-    request.latency.threads = static_cast<int>(point.threads);
-    request.engine = point.int8() ? point.engine : "";
-    request.isa = point.isa;
+    ProbeRequest request = probe_request(point,
+                                         point.model + " " + point.label() + "/threads:" +
+                                             std::to_string(point.threads) + "/batch:" + std::to_string(point.batch_size),
+                                         point.model_key(), model.model);
     if (point.int8()) {
       request.reference_model = latency_->model_file("fp32 " + point.model, fp32_model(point.model));
       const bool calibration_images = !e_.evaluation.accuracy && point.samples > 0;

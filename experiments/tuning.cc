@@ -6,21 +6,16 @@
 #include <optional>
 #include <stdexcept>
 
+#include "experiments/metrics.h"
 #include "quant/inspect.h"
 
 namespace qb {
 
 namespace {
 
-std::string number(double value, const char* format) {
-  if (std::isinf(value)) return value > 0 ? "inf" : "-inf";
-  char text[32];
-  std::snprintf(text, sizeof text, format, value);
-  return text;
-}
-
 std::string score_cells(const ModelScore& score) {
-  return number(score.top1_percent, "%.2f") + " | " + number(score.sqnr_db, "%.2f");
+  // printf spells an infinite SQNR (an exact match) "inf".
+  return format_number("%.2f", score.top1_percent) + " | " + format_number("%.2f", score.sqnr_db);
 }
 
 }  // namespace
@@ -58,9 +53,8 @@ LayerSensitivity LayerSensitivity::from_json(const nlohmann::json& json) {
   return s;
 }
 
-std::vector<LayerSensitivity> layer_sensitivity(const GraphModule& model, const GraphModule& prepared,
+std::vector<LayerSensitivity> layer_sensitivity(const GraphModule& prepared, const std::vector<QuantizedLayer>& layers,
                                                 const ScoreFn& score, const SensitivityOptions& options) {
-  const std::vector<QuantizedLayer> layers = quantized_layers(model, prepared);
   std::vector<LayerSensitivity> result;
   for (size_t i = 0; i < layers.size(); ++i) {
     const QuantizedLayer& layer = layers[i];

@@ -54,9 +54,9 @@ struct SensitivityOptions {
   std::function<void(const LayerSensitivity&, size_t done, size_t total)> on_layer;
 };
 
-/// Every quantized layer of the calibrated `prepared` (prepare()d from `model`), in graph order,
-/// each scored twice, from the one calibration `prepared` holds (quant/fp32_fallback.h).
-std::vector<LayerSensitivity> layer_sensitivity(const GraphModule& model, const GraphModule& prepared,
+/// Each of `layers` (quantized_layers of the calibrated `prepared`, quant/fp32_fallback.h), in
+/// their order, scored twice from the one calibration `prepared` holds.
+std::vector<LayerSensitivity> layer_sensitivity(const GraphModule& prepared, const std::vector<QuantizedLayer>& layers,
                                                 const ScoreFn& score, const SensitivityOptions& options);
 
 /// Most sensitive first. A layer's gain is its top-1 with it in fp32 minus `int8`'s (every layer

@@ -181,8 +181,8 @@ GraphModule correct_bias(const GraphModule& prepared, const GraphModule& referen
     current.replace_module(target.module,
                            with_shifted_bias(current.module(target.module), target.node, shift));
 
-    if (i + 1 == total) {
-      // The last layer has no next pass to measure it: one more.
+    if (i + 1 == total && corrected) {
+      // The last layer has no next pass to measure it: one more, when the figures are asked for.
       layers.back().mean_abs_shift_after =
           mean_abs(fp32[i] - int8_means(current, targets, {i}, batches, options.convert)[0]);
     }

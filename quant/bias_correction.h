@@ -7,9 +7,9 @@
 // removes the systematic part of the error, which later layers would otherwise amplify.
 //
 // Cost: one convert() and one pass of the int8 model over the batches per corrected layer
-// (plus one for the last layer's after-figure), and one fp32 pass. Fine for the zoo's models
-// and calibration sets of a few hundred images; the layers cannot share a pass because each
-// is measured with the corrections before it in place.
+// (plus one for the last layer's after-figure when `corrected` is given), and one fp32 pass.
+// Fine for the zoo's models and calibration sets of a few hundred images; the layers cannot
+// share a pass because each is measured with the corrections before it in place.
 
 #include <ATen/core/Tensor.h>
 

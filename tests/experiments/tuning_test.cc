@@ -153,8 +153,8 @@ qconfig.weight = { observer = "minmax", dtype = "qint8", qscheme = "per_tensor_s
   options.on_layer = [&](const LayerSensitivity& s, size_t done, size_t total) {
     progress.push_back(s.layer + " " + std::to_string(done) + "/" + std::to_string(total));
   };
-  const std::vector<LayerSensitivity> layers = layer_sensitivity(model, prepared, score, options);
   const std::vector<QuantizedLayer> quantized = quantized_layers(model, prepared);
+  const std::vector<LayerSensitivity> layers = layer_sensitivity(prepared, quantized, score, options);
   REQUIRE(layers.size() == quantized.size());
   REQUIRE(progress.size() == layers.size());
   CHECK(progress.back() == layers.back().layer + " " + std::to_string(layers.size()) + "/" +
@@ -179,7 +179,7 @@ qconfig.weight = { observer = "minmax", dtype = "qint8", qscheme = "per_tensor_s
   for (size_t i = 0; i + 1 < layers.size(); ++i) resume.done[layers[i].layer] = layers[i];
   size_t measured = 0;
   resume.on_layer = [&](const LayerSensitivity&, size_t, size_t) { ++measured; };
-  const std::vector<LayerSensitivity> resumed = layer_sensitivity(model, prepared, score, resume);
+  const std::vector<LayerSensitivity> resumed = layer_sensitivity(prepared, quantized, score, resume);
   CHECK(measured == 1);
   REQUIRE(resumed.size() == layers.size());
   CHECK(resumed.back().fp32_only.top1_percent == layers.back().fp32_only.top1_percent);
